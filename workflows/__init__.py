@@ -1,0 +1,1 @@
+"""Runnable workflows built on the geosal package (``python -m workflows.<name>``)."""
