@@ -30,3 +30,9 @@ def aerial_batch() -> torch.Tensor:
     images = [np.array(Image.open(f).convert("RGB").resize((224, 224))) for f in files]
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
     return (x - 0.45) / 0.25
+
+
+@pytest.fixture(scope="session")
+def scenes_dir() -> Path:
+    """The folder of real test GeoTIFFs beside the project (read-only: never write there)."""
+    return SCENES

@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def channel_statistics(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of ``uint8`` images ``[N, H, W, 3]`` scaled to [0, 1] (float64 sums)."""
     x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255
-    return tuple(round(v, 4) for v in x.mean(0)), tuple(round(v, 4) for v in x.std(0))
+    return tuple(round(float(v), 4) for v in x.mean(0)), tuple(round(float(v), 4) for v in x.std(0))
 
 
 class SaliencyMonitor:

@@ -124,7 +124,8 @@ def mix_batch(
 
 def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """``(x - mean) / std`` per channel of a ``[B, C, H, W]`` tensor in [0, 1]."""
-    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    mean_t = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - mean_t) / torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
 
 
 def train_classifier(

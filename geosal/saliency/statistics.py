@@ -59,7 +59,8 @@ def smoe_scale_eager(x: Tensor) -> Tensor:
 
 def _smoe_scale_kernel(x: Tensor) -> Tensor:
     # Written so the compiler fuses everything into one pass over x: two
-    # channel reductions of per-element expressions, then a few ops on [B, H, W].
+    # channel reductions of per-element expressions, then a few ops on [B, H, W]
+    # (the compiler keeps the two sums in [B, H, W] buffers, hence the bands of rows).
     # The sums accumulate in float64: Eq. 2 subtracts two close numbers, and a
     # float32 running sum over thousands of channels loses about 1e-5 relative.
     x = x.float().clamp_min(0.0) + EPSILON
@@ -71,14 +72,23 @@ def _smoe_scale_kernel(x: Tensor) -> Tensor:
 _compiled_kernel: Callable[[Tensor], Tensor] | None = None
 _compile_failed = False
 
+KERNEL_BUFFER_LOCATIONS = 1024
+"""Spatial locations per image handled by one kernel call. The compiled kernel
+keeps its two float64 sums in ``[B, rows, W]`` buffers, so processing the map
+in bands of rows bounds that scratch space to about 16 KB per image whatever
+the layer size (a whole 112 x 112 map at once would need 200 KB)."""
+
 
 def smoe_scale_fused(x: Tensor) -> Tensor:
-    """SMOE Scale through a ``torch.compile``-d kernel that reads ``x`` once and
-    allocates nothing but its ``[B, H, W]`` result.
+    """SMOE Scale through a ``torch.compile``-d kernel: one read of ``x``, no
+    activation-sized temporaries, float64 accumulation.
 
-    Compiled once per process for all shapes (dynamic shapes). If compilation
-    is unavailable (no C++ compiler, unsupported platform) this falls back to
-    :func:`smoe_scale_eager` for the rest of the process, with one warning.
+    The map is computed in bands of rows (see :data:`KERNEL_BUFFER_LOCATIONS`)
+    written into one preallocated ``[B, H, W]`` result, so the extra memory is
+    the result plus a few kilobytes per image. Compiled once per process for
+    all shapes (dynamic shapes). If compilation is unavailable (no C++
+    compiler, unsupported platform) this falls back to :func:`smoe_scale_eager`
+    for the rest of the process, with one warning.
 
     Args / Returns: as :func:`smoe_scale_eager`.
     """
@@ -88,8 +98,15 @@ def smoe_scale_fused(x: Tensor) -> Tensor:
         return smoe_scale_eager(x)
     if _compiled_kernel is None:
         _compiled_kernel = torch.compile(_smoe_scale_kernel, dynamic=True, fullgraph=True)
+    batch, _, height, width = x.shape
+    rows = max(1, min(height, KERNEL_BUFFER_LOCATIONS // max(width, 1)))
     try:
-        return _compiled_kernel(x)
+        if rows >= height:
+            return _compiled_kernel(x)
+        out = torch.empty(batch, height, width, dtype=torch.float32, device=x.device)
+        for top in range(0, height, rows):
+            out[:, top : top + rows] = _compiled_kernel(x[:, :, top : top + rows])
+        return out
     except Exception as error:  # compiler missing or backend failure: degrade, do not crash
         _compile_failed = True
         import warnings

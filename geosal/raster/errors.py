@@ -1,0 +1,11 @@
+"""The one exception type for raster problems a user can cause."""
+
+from __future__ import annotations
+
+
+class RasterInputError(ValueError):
+    """A user-supplied raster or raster setting cannot be used.
+
+    The message is a single line of the form ``"<file>: <problem>"``, fit to be
+    printed as is by the command line.
+    """

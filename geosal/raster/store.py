@@ -1,0 +1,277 @@
+"""The Zarr output store of one scene (``saliency.zarr``).
+
+Layout (every array carries xarray's ``_ARRAY_DIMENSIONS``)::
+
+    combined      (y, x)              float32, NaN = nodata        full grid
+    lovi          (band, y, x)        uint8 R, G, B, A (255 valid, 0 nodata)
+    scale_k       (y_scale_k, x_scale_k) float32, NaN = not written / nodata
+    x, y, band    coordinates of the full grid (pixel centres, CRS units)
+    x_scale_k, y_scale_k              coordinates of scale k's grid
+    spatial_ref, spatial_ref_scale_k  CF grid-mapping variables (crs_wkt,
+                                      spatial_ref, GeoTransform, CF parameters)
+    pass1_done    (block,)            uint8, 1 = block written, chunk 1
+    pass1_stats   (block, scale, stat) float64: count, sum, sum of squares
+
+Each grid has its own coordinates and grid mapping, named in the data array's
+``grid_mapping`` and ``coordinates`` attributes, so xarray + rioxarray give
+every array its own CRS and transform, and so does GDAL's Zarr driver
+(``ZARR:"saliency.zarr":/combined``): GDAL derives the geotransform from the
+regularly spaced 1-D coordinate arrays named by ``_ARRAY_DIMENSIONS`` (so a
+data array whose ``_ARRAY_DIMENSIONS`` is lost reads with an identity
+transform) and the CRS from the CF ``grid_mapping`` variable (GDAL >= 3.9) or
+from GDAL's own ``_CRS`` attribute, which every data array also carries for
+GDAL 3.4 to 3.8. (``_CRS`` is a dict attribute: drop it before writing an
+array to netCDF.)
+
+Format, as tested with the GDAL 3.10.3 bundled with rasterio 1.4 and
+zarr-python 3.1: Zarr v3 as zarr-python writes it cannot be opened by that GDAL
+at all (``Unsupported codec: bytes``, whatever the compressor), while Zarr v2
+reads with zlib, zstd and blosc compressors alike. The store is therefore Zarr
+v2 with the Zstd compressor (libzstd is part of practically every GDAL build;
+blosc is an optional GDAL dependency) and consolidated metadata, which both
+xarray and GDAL use. GDAL reports ``combined`` and the scale arrays with
+nodata NaN, and ``lovi`` as a 4-band raster.
+
+Writers must write whole chunks (:func:`write_region` checks it) so that
+concurrent writers never share a chunk; metadata is written once by
+:func:`create_store` and changed only by :func:`update_attrs`, which one
+process calls.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numcodecs
+import numpy as np
+import pyproj
+import zarr
+from affine import Affine
+
+ZARR_FORMAT = 2
+COMPRESSOR = numcodecs.Zstd(level=3)
+LOVI_BANDS = ("red", "green", "blue", "alpha")
+_STAT_NAMES = ("count", "sum", "sum_of_squares")
+_RESERVED_NAMES = {"combined", "lovi", "band", "x", "y", "spatial_ref", "pass1_done", "pass1_stats"}
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A north-up pixel grid of the store.
+
+    ``transform`` holds the six GDAL-order affine coefficients of the grid;
+    ``chunk`` is the side of the square Zarr chunks of its arrays.
+    """
+
+    name: str
+    height: int
+    width: int
+    transform: tuple[float, ...]
+    chunk: int
+
+    @property
+    def affine(self) -> Affine:
+        """The grid's transform as an :class:`affine.Affine`."""
+        return Affine(*self.transform[:6])
+
+    def downsampled(self, stride: int, name: str, chunk: int) -> GridSpec:
+        """The grid of a map with output stride ``stride`` on this grid.
+
+        Shape ``(ceil(height / stride), ceil(width / stride))``, transform this
+        transform times ``Affine.scale(stride)``: each output pixel covers the
+        same ground as the ``stride x stride`` pixels below it.
+        """
+        return GridSpec(
+            name=name,
+            height=math.ceil(self.height / stride),
+            width=math.ceil(self.width / stride),
+            transform=tuple((self.affine @ Affine.scale(stride))[:6]),
+            chunk=chunk,
+        )
+
+
+def create_store(
+    path: str | os.PathLike[str],
+    crs_wkt: str,
+    full: GridSpec,
+    scales: list[GridSpec],
+    n_blocks: int,
+    attrs: dict[str, Any],
+) -> None:
+    """Create the store at ``path`` with every array filled with its fill value.
+
+    ``combined`` and ``lovi`` lie on ``full`` (chunks ``full.chunk``), one
+    array per entry of ``scales`` named after it on its own grid (chunks of
+    that grid's ``chunk``); ``pass1_done`` and ``pass1_stats`` hold
+    ``n_blocks`` blocks. ``attrs`` (JSON-serialisable) become the store's
+    attributes, with the grids recorded under ``"grids"``. Raises
+    :class:`FileExistsError` when ``path`` exists.
+    """
+    if not scales:
+        raise ValueError("a store needs at least one scale grid")
+    names = [full.name] + [spec.name for spec in scales]
+    if len(set(names)) != len(names) or set(names) & _RESERVED_NAMES:
+        raise ValueError(f"grid names must be unique and not one of {sorted(_RESERVED_NAMES)}: {names}")
+    if os.path.exists(path):
+        raise FileExistsError(f"{os.fspath(path)}: already exists")
+    root = zarr.open_group(os.fspath(path), mode="w-", zarr_format=ZARR_FORMAT)
+    georeference = _create_grid(root, crs_wkt, full, "y", "x", "spatial_ref")
+    chunk = (full.chunk, full.chunk)
+    _create_data(root, "combined", (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
+                 long_name="combined saliency", units="1", valid_range=[0.0, 1.0], **georeference)
+    _create_coordinate(root, "band", np.arange(1, 5, dtype="u1"), {"long_name": "band (red, green, blue, alpha)"})
+    _create_data(root, "lovi", (4, full.height, full.width), (4, *chunk), "u1", None, ["band", "y", "x"],
+                 long_name="LOVI rendering", band_names=list(LOVI_BANDS), **georeference)
+    for spec in scales:
+        y, x = f"y_{spec.name}", f"x_{spec.name}"
+        georeference = _create_grid(root, crs_wkt, spec, y, x, f"spatial_ref_{spec.name}")
+        _create_data(root, spec.name, (spec.height, spec.width), (spec.chunk, spec.chunk), "f4", np.nan, [y, x],
+                     long_name=f"raw saliency statistic, {spec.name}", **georeference)
+    n_scales = len(scales)
+    _create_data(root, "pass1_done", (n_blocks,), (1,), "u1", None, ["block"],
+                 long_name="block written in pass 1 (1) or not (0)")
+    _create_data(root, "pass1_stats", (n_blocks, n_scales, 3), (1, n_scales, 3), "f8", None,
+                 ["block", "scale", "stat"], long_name="valid-pixel statistics per block and scale",
+                 stat_names=list(_STAT_NAMES), scale_names=[s.name for s in scales])
+    root.attrs.update({**attrs, "Conventions": "CF-1.8", "grids": _grid_records(full, scales)})
+    zarr.consolidate_metadata(os.fspath(path), zarr_format=ZARR_FORMAT)
+
+
+def _grid_records(full: GridSpec, scales: list[GridSpec]) -> dict[str, dict[str, Any]]:
+    """Per grid name: the arrays on it, their spatial dims, shape, transform and chunk side."""
+    def record(spec: GridSpec, arrays: list[str], dims: list[str]) -> dict[str, Any]:
+        return {"arrays": arrays, "dims": dims, "shape": [spec.height, spec.width],
+                "transform": list(spec.transform[:6]), "chunk": spec.chunk}
+
+    records = {full.name: record(full, ["combined", "lovi"], ["y", "x"])}
+    for spec in scales:
+        records[spec.name] = record(spec, [spec.name], [f"y_{spec.name}", f"x_{spec.name}"])
+    return records
+
+
+def _create_grid(root: zarr.Group, crs_wkt: str, spec: GridSpec, y: str, x: str, mapping: str) -> dict[str, Any]:
+    """Write the coordinates (pixel centres) and the CF grid-mapping variable of ``spec``.
+
+    Returns the attributes that georeference an array on this grid: the CF
+    ``grid_mapping`` (xarray, rioxarray, GDAL >= 3.9), ``coordinates`` (makes
+    the grid mapping a coordinate of the array in xarray) and GDAL's own
+    ``_CRS`` (read by every GDAL with a Zarr driver, 3.4 on).
+    """
+    transform = spec.affine
+    if transform.b != 0 or transform.d != 0:
+        raise ValueError(f"grid {spec.name}: rotated transforms cannot be written as 1-D coordinates")
+    crs = pyproj.CRS.from_wkt(crs_wkt)
+    axes = {axis["axis"]: axis for axis in crs.cs_to_cf()}
+    x_values = transform.c + (np.arange(spec.width) + 0.5) * transform.a
+    y_values = transform.f + (np.arange(spec.height) + 0.5) * transform.e
+    _create_coordinate(root, x, x_values, axes["X"])
+    _create_coordinate(root, y, y_values, axes["Y"])
+    variable = root.create_array(mapping, shape=(), dtype="i4", fill_value=None, compressors=None)
+    geotransform = " ".join(repr(float(v)) for v in (transform.c, transform.a, transform.b,
+                                                      transform.f, transform.d, transform.e))
+    variable.attrs.update({**crs.to_cf(), "crs_wkt": crs_wkt, "spatial_ref": crs_wkt, "GeoTransform": geotransform,
+                           "_ARRAY_DIMENSIONS": []})
+    return {"grid_mapping": mapping, "coordinates": mapping, "_CRS": {"wkt": crs_wkt}}
+
+
+def _create_coordinate(root: zarr.Group, name: str, values: np.ndarray, attrs: dict[str, Any]) -> None:
+    array = root.create_array(name, shape=values.shape, dtype=values.dtype, chunks=values.shape,
+                              fill_value=None, compressors=COMPRESSOR)
+    array[:] = values
+    array.attrs.update({**attrs, "_ARRAY_DIMENSIONS": [name]})
+
+
+def _create_data(
+    root: zarr.Group,
+    name: str,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dtype: str,
+    fill_value: float | None,
+    dims: list[str],
+    **attrs: Any,
+) -> None:
+    """Create an array; ``fill_value=None`` means no nodata (missing chunks read as 0, nothing masked)."""
+    array = root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill_value,
+                              compressors=COMPRESSOR)
+    array.attrs.update({**attrs, "_ARRAY_DIMENSIONS": dims})
+
+
+def _open(path: str | os.PathLike[str], array: str, mode: str = "r") -> zarr.Array:
+    return zarr.open_array(store=os.fspath(path), path=array, mode=mode, zarr_format=ZARR_FORMAT)
+
+
+def write_region(path: str | os.PathLike[str], array: str, row_off: int, col_off: int, data: np.ndarray) -> None:
+    """Write ``data`` into ``array`` with its top-left pixel at (``row_off``, ``col_off``).
+
+    ``data`` is ``[h, w]`` for 2-D arrays and ``[bands, h, w]`` for ``lovi``, in
+    the array's dtype. The region must cover whole chunks: offsets multiples of
+    the chunk side, and ``h`` (``w``) a multiple of it unless the region ends at
+    the array's last row (column). This keeps concurrent writers off each
+    other's chunks; a misaligned or out-of-bounds region raises ValueError.
+    """
+    target = _open(path, array, "r+")
+    height, width = data.shape[-2:]
+    if data.shape[:-2] != target.shape[:-2]:
+        raise ValueError(f"{array}: data of shape {data.shape} does not fit an array of shape {target.shape}")
+    for axis, offset, size, extent, chunk in (
+        ("rows", row_off, height, target.shape[-2], target.chunks[-2]),
+        ("columns", col_off, width, target.shape[-1], target.chunks[-1]),
+    ):
+        end = offset + size
+        if offset < 0 or end > extent:
+            raise ValueError(f"{array}: {axis} {offset}:{end} are outside the array (0:{extent})")
+        if offset % chunk or (end % chunk and end != extent):
+            raise ValueError(f"{array}: {axis} {offset}:{end} are not aligned to its chunks of {chunk}")
+    target[..., row_off:row_off + height, col_off:col_off + width] = data
+
+
+def read_region(
+    path: str | os.PathLike[str], array: str, row_off: int, col_off: int, height: int, width: int
+) -> np.ndarray:
+    """Read a ``height x width`` region of ``array`` starting at (``row_off``, ``col_off``).
+
+    The region may extend past the array on any side; pixels outside read as
+    the array's fill value (NaN for the float maps, 0 for ``lovi``). Returns
+    ``[height, width]`` (``[bands, height, width]`` for ``lovi``) in the array's dtype.
+    """
+    source = _open(path, array)
+    fill = 0 if source.fill_value is None else source.fill_value
+    out = np.full((*source.shape[:-2], height, width), fill, dtype=source.dtype)
+    rows, cols = source.shape[-2:]
+    r0, r1 = max(row_off, 0), min(row_off + height, rows)
+    c0, c1 = max(col_off, 0), min(col_off + width, cols)
+    if r1 > r0 and c1 > c0:
+        out[..., r0 - row_off:r1 - row_off, c0 - col_off:c1 - col_off] = source[..., r0:r1, c0:c1]
+    return out
+
+
+def mark_block_done(path: str | os.PathLike[str], block: int, stats: np.ndarray) -> None:
+    """Record the pass-1 statistics of block ``block``, then mark it done.
+
+    ``stats`` is ``[n_scales, 3]``: count, sum and sum of squares of the block's
+    valid raw values per scale (stored as float64). Call it only once the
+    block's maps are written, so a done block is always complete.
+    """
+    _open(path, "pass1_stats", "r+")[block] = np.asarray(stats, dtype=np.float64)
+    _open(path, "pass1_done", "r+")[block] = 1
+
+
+def done_blocks(path: str | os.PathLike[str]) -> np.ndarray:
+    """Bool ``[n_blocks]``: True for the blocks marked done."""
+    return _open(path, "pass1_done")[:] == 1
+
+
+def block_stats(path: str | os.PathLike[str]) -> np.ndarray:
+    """Float64 ``[n_blocks, n_scales, 3]``: count, sum and sum of squares per block and scale (0 if not done)."""
+    return _open(path, "pass1_stats")[:]
+
+
+def update_attrs(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
+    """Merge ``attrs`` (JSON-serialisable) into the store's attributes and refresh the consolidated metadata."""
+    root = zarr.open_group(os.fspath(path), mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+    root.attrs.update(attrs)
+    zarr.consolidate_metadata(os.fspath(path), zarr_format=ZARR_FORMAT)
