@@ -4,6 +4,7 @@ Layout (every array carries xarray's ``_ARRAY_DIMENSIONS``)::
 
     combined      (y, x)              float32, NaN = nodata        full grid
     lovi          (band, y, x)        uint8 R, G, B, A (255 valid, 0 nodata)
+    valid         (y, x)              uint8, 1 where the source pixel is valid data
     scale_k       (y_scale_k, x_scale_k) float32, NaN = not written / nodata
     x, y, band    coordinates of the full grid (pixel centres, CRS units)
     x_scale_k, y_scale_k              coordinates of scale k's grid
@@ -55,7 +56,7 @@ ZARR_FORMAT = 2
 COMPRESSOR = numcodecs.Zstd(level=3)
 LOVI_BANDS = ("red", "green", "blue", "alpha")
 _STAT_NAMES = ("count", "sum", "sum_of_squares")
-_RESERVED_NAMES = {"combined", "lovi", "band", "x", "y", "spatial_ref", "pass1_done", "pass1_stats"}
+_RESERVED_NAMES = {"combined", "lovi", "valid", "band", "x", "y", "spatial_ref", "pass1_done", "pass1_stats"}
 
 
 @dataclass(frozen=True)
@@ -100,19 +101,21 @@ def create_store(
     scales: list[GridSpec],
     n_blocks: int,
     attrs: dict[str, Any],
+    extra_full: tuple[str, ...] = (),
 ) -> None:
     """Create the store at ``path`` with every array filled with its fill value.
 
     ``combined`` and ``lovi`` lie on ``full`` (chunks ``full.chunk``), one
     array per entry of ``scales`` named after it on its own grid (chunks of
     that grid's ``chunk``); ``pass1_done`` and ``pass1_stats`` hold
-    ``n_blocks`` blocks. ``attrs`` (JSON-serialisable) become the store's
+    ``n_blocks`` blocks; ``extra_full`` names further float32 arrays on the
+    full grid (such as ``fast_cam``). ``attrs`` (JSON-serialisable) become the store's
     attributes, with the grids recorded under ``"grids"``. Raises
     :class:`FileExistsError` when ``path`` exists.
     """
     if not scales:
         raise ValueError("a store needs at least one scale grid")
-    names = [full.name] + [spec.name for spec in scales]
+    names = [full.name] + [spec.name for spec in scales] + list(extra_full)
     if len(set(names)) != len(names) or set(names) & _RESERVED_NAMES:
         raise ValueError(f"grid names must be unique and not one of {sorted(_RESERVED_NAMES)}: {names}")
     if os.path.exists(path):
@@ -122,6 +125,11 @@ def create_store(
     chunk = (full.chunk, full.chunk)
     _create_data(root, "combined", (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
                  long_name="combined saliency", units="1", valid_range=[0.0, 1.0], **georeference)
+    for name in extra_full:
+        _create_data(root, name, (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
+                     long_name=name.replace("_", " "), units="1", **georeference)
+    _create_data(root, "valid", (full.height, full.width), chunk, "u1", None, ["y", "x"],
+                 long_name="source pixel is valid data (1) or nodata (0)", **georeference)
     _create_coordinate(root, "band", np.arange(1, 5, dtype="u1"), {"long_name": "band (red, green, blue, alpha)"})
     _create_data(root, "lovi", (4, full.height, full.width), (4, *chunk), "u1", None, ["band", "y", "x"],
                  long_name="LOVI rendering", band_names=list(LOVI_BANDS), **georeference)
@@ -146,7 +154,7 @@ def _grid_records(full: GridSpec, scales: list[GridSpec]) -> dict[str, dict[str,
         return {"arrays": arrays, "dims": dims, "shape": [spec.height, spec.width],
                 "transform": list(spec.transform[:6]), "chunk": spec.chunk}
 
-    records = {full.name: record(full, ["combined", "lovi"], ["y", "x"])}
+    records = {full.name: record(full, ["combined", "lovi", "valid"], ["y", "x"])}
     for spec in scales:
         records[spec.name] = record(spec, [spec.name], [f"y_{spec.name}", f"x_{spec.name}"])
     return records

@@ -1,0 +1,65 @@
+"""Start an embedded local cluster or connect to an existing scheduler."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from distributed import Client, LocalCluster
+
+from geosal.cluster.errors import ClusterError
+from geosal.config import ComputeConfig
+
+
+def default_layout(cores: int | None = None) -> tuple[int, int]:
+    """Workers and threads per worker for this machine: one worker per 4 cores
+    (at least one), the cores shared out as threads (torch uses them inside a forward)."""
+    cores = cores or os.cpu_count() or 1
+    workers = max(1, cores // 4)
+    return workers, max(1, cores // workers)
+
+
+@contextlib.contextmanager
+def cluster_client(config: ComputeConfig, quiet: bool = False) -> Iterator[Client]:
+    """A client for ``config.scheduler`` (an address) or for a ``LocalCluster`` started here.
+
+    The local cluster uses worker processes, the dashboard on port 8787 (or
+    any free port when taken), and is shut down on exit. Its dashboard
+    address is printed unless ``quiet``.
+
+    Raises:
+        ClusterError: the scheduler cannot be reached or the cluster not started.
+    """
+    if config.scheduler:
+        try:
+            client = Client(config.scheduler, timeout="10s")
+        except (OSError, TimeoutError) as error:
+            raise ClusterError(f"cannot reach the Dask scheduler at {config.scheduler}: {error}") from None
+        try:
+            if not quiet:
+                print(f"geosal: using the Dask cluster at {config.scheduler}, dashboard {client.dashboard_link}")
+            yield client
+        finally:
+            client.close()
+        return
+    workers, threads = default_layout()
+    try:
+        cluster = LocalCluster(
+            n_workers=config.workers or workers,
+            threads_per_worker=config.threads_per_worker or threads,
+            memory_limit=config.memory_limit,
+            processes=True,
+            dashboard_address=":8787",
+            resources={"GPU": 1} if config.gpu else None,
+        )
+    except OSError as error:
+        raise ClusterError(f"cannot start a local Dask cluster: {error}") from None
+    client = Client(cluster)
+    try:
+        if not quiet:
+            print(f"geosal: local Dask cluster with {len(cluster.workers)} worker(s), dashboard {client.dashboard_link}")
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -1,0 +1,203 @@
+"""Typed configuration of a geosal run, loaded from YAML (see ``configs/``).
+
+Every section rejects unknown keys, and every error names the offending key,
+so a typo in a config file is one clear line, not a silently ignored option.
+Command-line options override the file (:func:`load_config` ``overrides``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """An invalid configuration file or value; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    """Which network explains the imagery.
+
+    ``name``: the shipped model (``ucmerced-resnet18``), a torchvision
+    ``architecture[:weights]`` or a checkpoint path; the other fields override
+    the model's spec (needed for plain state dicts: ``architecture``; for
+    models trained at a known resolution: ``gsd_m``).
+    """
+
+    name: str = "ucmerced-resnet18"
+    architecture: str | None = None
+    num_classes: int | None = Field(default=None, gt=0)
+    input_bands: int | None = Field(default=None, gt=0)
+    gsd_m: float | None = Field(default=None, gt=0)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The spec overrides that are set."""
+        return {k: v for k, v in self.model_dump(exclude={"name"}).items() if v is not None}
+
+
+class SaliencyConfig(_Section):
+    """How maps are computed and combined (see :class:`geosal.saliency.SaliencyMaps`)."""
+
+    statistic: str = "smoe_scale"
+    weights: Literal["equal", "linear", "prior"] | list[float] = "equal"
+    layers: Literal["auto"] | list[str] = "auto"
+    fast_cam_class: str | int | None = None
+
+    @field_validator("statistic")
+    @classmethod
+    def _known_statistic(cls, value: str) -> str:
+        from geosal.saliency.statistics import STATISTICS
+
+        if value not in STATISTICS:
+            raise ValueError(f"unknown statistic {value!r}; choose one of: {', '.join(STATISTICS)}")
+        if STATISTICS[value].pre_activation:
+            raise ValueError(f"{value} needs pre-activation tensors, which the scene pipeline does not capture")
+        return value
+
+
+class TilingConfig(_Section):
+    """Tiles of ``tile`` pixels with a ``halo`` on every side, in blocks of
+    ``block_tiles`` x ``block_tiles`` tiles (the unit of work). ``tile`` and
+    ``halo`` must be multiples of the network's total stride (32 for ResNets)."""
+
+    tile: int = Field(default=512, gt=0)
+    halo: int = Field(default=64, ge=0)
+    block_tiles: int = Field(default=2, gt=0)
+    batch_size: int = Field(default=4, gt=0)
+
+
+class InputConfig(_Section):
+    """How the scene is read.
+
+    ``bands``: 1-based band indexes fed to the model (default: every data
+    band, or the first three of a four-band RGBN scene for a 3-band model).
+    ``resample``: ``auto`` resamples to the model's ground sample distance
+    when the scene is within a factor of ``max_resample_factor`` of it,
+    ``model`` always does, ``native`` never does.
+    """
+
+    bands: list[int] | None = None
+    resample: Literal["auto", "model", "native"] = "auto"
+    max_resample_factor: float = Field(default=8.0, ge=1.0)
+    low_percentile: float = Field(default=2.0, ge=0, lt=50)
+    high_percentile: float = Field(default=98.0, gt=50, le=100)
+    allow_missing_georeference: bool = False
+
+    @field_validator("bands")
+    @classmethod
+    def _positive_bands(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(b < 1 for b in value)):
+            raise ValueError("band indexes are 1-based and there must be at least one")
+        return value
+
+
+class ComputeConfig(_Section):
+    """Where the work runs. ``scheduler``: ``None`` starts a local Dask
+    cluster, ``"tcp://host:8786"`` uses an existing one, ``"in-process"`` runs
+    without Dask. ``compile``: trace and ``torch.compile`` the network with the
+    statistics inside (fastest on CPU once compiled)."""
+
+    scheduler: str | None = None
+    workers: int | None = Field(default=None, gt=0)
+    threads_per_worker: int | None = Field(default=None, gt=0)
+    memory_limit: str = "auto"
+    device: str = "auto"
+    gpu: bool = False
+    autocast: Literal["none", "bf16", "fp16"] = "none"
+    compile: bool = False
+
+
+class OutputConfig(_Section):
+    """What is written besides ``saliency.zarr``."""
+
+    cog: bool = True
+    quicklook: bool = True
+    stac: bool = True
+
+
+class RunConfig(_Section):
+    """A whole run: one YAML file, every section optional."""
+
+    model: ModelConfig = ModelConfig()
+    saliency: SaliencyConfig = SaliencyConfig()
+    tiling: TilingConfig = TilingConfig()
+    input: InputConfig = InputConfig()
+    compute: ComputeConfig = ComputeConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _percentiles_ordered(self) -> "RunConfig":
+        if self.input.low_percentile >= self.input.high_percentile:
+            raise ValueError("input.low_percentile must be below input.high_percentile")
+        return self
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"unknown key {key!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}" + (f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else "")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply overrides.
+
+    Args:
+        path: YAML file with any of the sections of :class:`RunConfig`.
+        overrides: nested dict of values that win over the file, for example
+            ``{"tiling": {"tile": 448}}`` (``None`` leaves are ignored).
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, unknown key or invalid value,
+            in one line that names the file and the key.
+    """
+    source = "defaults"
+    data: dict = {}
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(data).__name__}")
+    data = _merge(data, _drop_none(overrides or {}))
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_describe(error)}") from None
+
+
+def _drop_none(values: dict) -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if value:
+                out[key] = value
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,261 @@
+"""Plan one scene: everything the block and chunk functions need, decided once.
+
+A :class:`ScenePlan` is small and picklable: Dask ships it to every task. It
+fixes the scene and its selected bands, the working grid (the scene resampled
+to the model's ground sample distance, or native), the scene-wide intensity
+scaling, the model spec and its scale ends, and the tile / block geometry.
+
+Geometry, on the working grid of ``height x width`` pixels:
+
+- tiles have a *core* of ``tile`` pixels and are read with ``halo`` more on
+  every side; only the core of each tile's maps is kept, so every output pixel
+  comes from exactly one tile (centre-crop stitching);
+- blocks of ``block_tiles x block_tiles`` tiles are the unit of work; a block's
+  core is ``block = tile * block_tiles`` pixels, and the Zarr chunks of every
+  array are exactly one block core (``block / stride_k`` at scale k), so each
+  block writes whole chunks that no other block touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import rasterio
+import torch
+
+from geosal.config import RunConfig
+from geosal.models import ModelSpec, build_network, resolve_spec
+from geosal.raster import BandScaling, RasterInputError, SceneInfo, WorkingGrid, compute_scaling, inspect_scene, working_grid
+from geosal.saliency import describe_scales, resolve_weights
+from geosal.saliency.hooks import ScaleHooks
+
+
+class PlanError(ValueError):
+    """The scene and the configuration cannot work together (one clear line)."""
+
+
+@dataclass(frozen=True)
+class ScaleGrid:
+    """One saliency scale: the scale-end module and its output stride in working pixels."""
+
+    layer: str
+    stride: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """Everything fixed before any block runs. See the module docstring for the geometry."""
+
+    name: str
+    scene: SceneInfo
+    grid: WorkingGrid
+    scaling: BandScaling
+    spec: ModelSpec
+    scales: tuple[ScaleGrid, ...]
+    weights: tuple[float, ...]
+    statistic: str
+    tile: int
+    halo: int
+    block_tiles: int
+    batch_size: int
+    fast_cam_class: int | None
+    device: str
+    autocast: str
+    compile: bool
+    notes: tuple[str, ...]
+    store_path: str = ""
+
+    @property
+    def block(self) -> int:
+        """Side of a block core in working pixels."""
+        return self.tile * self.block_tiles
+
+    @property
+    def block_rows(self) -> int:
+        return math.ceil(self.grid.height / self.block)
+
+    @property
+    def block_cols(self) -> int:
+        return math.ceil(self.grid.width / self.block)
+
+    @property
+    def n_blocks(self) -> int:
+        return self.block_rows * self.block_cols
+
+    def block_origin(self, index: int) -> tuple[int, int]:
+        """Top-left working pixel ``(row, col)`` of block ``index`` (row-major)."""
+        return (index // self.block_cols) * self.block, (index % self.block_cols) * self.block
+
+    def block_shape(self, index: int) -> tuple[int, int]:
+        """Rows and columns of block ``index``'s core that lie inside the working grid."""
+        row, col = self.block_origin(index)
+        return min(self.block, self.grid.height - row), min(self.block, self.grid.width - col)
+
+    def tiles_in_block(self, index: int) -> list[tuple[int, int]]:
+        """Offsets ``(row, col)`` within the block of the tiles whose core touches the grid."""
+        rows, cols = self.block_shape(index)
+        return [(r, c) for r in range(0, rows, self.tile) for c in range(0, cols, self.tile)]
+
+    @property
+    def n_tiles(self) -> int:
+        return sum(len(self.tiles_in_block(i)) for i in range(self.n_blocks))
+
+    def scale_shape(self, scale: ScaleGrid) -> tuple[int, int]:
+        """Shape of a scale's map over the whole working grid: ``ceil(size / stride)``."""
+        return math.ceil(self.grid.height / scale.stride), math.ceil(self.grid.width / scale.stride)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines the output (for safe resumption)."""
+        stat = os.stat(self.scene.path)
+        record = {
+            "plan": asdict(self) | {"notes": None, "device": None, "store_path": None},
+            "source": [stat.st_size, int(stat.st_mtime)],
+        }
+        return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def choose_bands(info: SceneInfo, requested: list[int] | None, spec: ModelSpec) -> tuple[tuple[int, ...], str | None]:
+    """The bands to feed the model, and a note when the choice is not the obvious one.
+
+    Raises:
+        PlanError: the scene's bands cannot feed the model.
+    """
+    if requested is not None:
+        bands = tuple(requested)
+        note = None
+    elif len(info.bands) == spec.input_bands:
+        return info.bands, None
+    elif len(info.bands) > spec.input_bands == 3:
+        bands = info.bands[:3]
+        note = f"{len(info.bands)}-band scene: bands {list(bands)} feed the model's 3 inputs (set input.bands to choose)"
+    elif len(info.bands) == 1 and spec.input_bands == 3 and spec.single_band == "replicate":
+        return info.bands, "single-band scene: the band is replicated to the model's 3 inputs"
+    else:
+        raise PlanError(
+            f"{info.path}: {len(info.bands)} band(s) cannot feed a model with {spec.input_bands} inputs; set input.bands"
+        )
+    if len(bands) == 1 and spec.input_bands == 3 and spec.single_band == "replicate":
+        return bands, note or "one band selected: it is replicated to the model's 3 inputs"
+    if len(bands) != spec.input_bands:
+        raise PlanError(f"input.bands selects {len(bands)} band(s) but the model takes {spec.input_bands}")
+    return bands, note
+
+
+def target_gsd(info: SceneInfo, spec: ModelSpec, config: RunConfig) -> tuple[float | None, str | None]:
+    """Ground sample distance to resample to (None: native), with a note."""
+    scene_gsd = (info.gsd_m[0] * info.gsd_m[1]) ** 0.5
+    mode = config.input.resample
+    if mode == "native" or spec.gsd_m is None:
+        return None, None if mode == "native" else "the model declares no ground sample distance: native resolution"
+    ratio = spec.gsd_m / scene_gsd
+    limit = config.input.max_resample_factor
+    if mode == "auto" and not 1 / limit <= ratio <= limit:
+        return None, (
+            f"scene GSD {scene_gsd:.3g} m is more than {limit:g}x from the model's {spec.gsd_m} m: "
+            "processed at native resolution (input.resample: model forces resampling)"
+        )
+    return spec.gsd_m, f"resampled from {scene_gsd:.3g} m to the model's {spec.gsd_m} m per pixel"
+
+
+def scale_grids(spec: ModelSpec, config: RunConfig, probe_size: int) -> tuple[ScaleGrid, ...]:
+    """Scale ends of the model and their strides, checked to tile exactly.
+
+    Raises:
+        PlanError: the maps are not an exact ``1 / stride`` of the input (the
+            network does not use "same" padding), or a layer name is wrong.
+    """
+    network = build_network(spec.architecture, spec.num_classes, spec.input_bands).eval()
+    shape = (1, spec.input_bands, probe_size, probe_size)
+    if config.saliency.layers == "auto":
+        found = describe_scales(network, shape)
+        layers, sizes = [s.name for s in found], [(s.height, s.width) for s in found]
+    else:
+        layers = list(config.saliency.layers)
+        try:
+            with ScaleHooks(network, layers, "mean") as hooks, torch.no_grad():
+                network(torch.zeros(shape))
+        except ValueError as error:
+            raise PlanError(f"saliency.layers: {error}") from None
+        sizes = [tuple(m.shape[-2:]) for m in hooks.maps]
+    grids = []
+    for index, (layer, (h, w)) in enumerate(zip(layers, sizes), start=1):
+        stride = probe_size // h
+        if h * stride != probe_size or w * stride != probe_size:
+            raise PlanError(
+                f"layer {layer} gives {h}x{w} maps for {probe_size}x{probe_size} tiles: the scene pipeline needs maps "
+                "that are exactly 1/stride of the input (CNNs with 'same' padding, such as ResNet, VGG, DenseNet)"
+            )
+        grids.append(ScaleGrid(layer=layer, stride=stride, name=f"scale_{index}"))
+    return tuple(grids)
+
+
+def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> ScenePlan:
+    """Inspect the scene and fix every decision of the run.
+
+    Raises:
+        RasterInputError: the scene cannot be read or is unsupported.
+        ModelLoadError: the model cannot be resolved.
+        PlanError: scene, model and configuration do not fit together.
+    """
+    spec = resolve_spec(config.model.name, **config.model.overrides())
+    info = inspect_scene(path, allow_missing_georeference=config.input.allow_missing_georeference)
+    bands, band_note = choose_bands(info, config.input.bands, spec)
+    info = inspect_scene(path, bands=list(bands), allow_missing_georeference=config.input.allow_missing_georeference)
+    gsd, gsd_note = target_gsd(info, spec, config)
+    grid = working_grid(info, gsd)
+    with rasterio.open(info.path) as dataset:
+        scaling = compute_scaling(dataset, info, config.input.low_percentile, config.input.high_percentile)
+
+    tiling = config.tiling
+    scales = scale_grids(spec, config, probe_size=tiling.tile + 2 * tiling.halo)
+    stride = max(s.stride for s in scales)
+    for key, value in (("tiling.tile", tiling.tile), ("tiling.halo", tiling.halo)):
+        if value % stride:
+            raise PlanError(f"{key} = {value} is not a multiple of the network's total stride {stride}")
+    tile = min(tiling.tile, stride * math.ceil(max(grid.height, grid.width) / stride))
+    weights = tuple(resolve_weights(config.saliency.weights, len(scales)))
+    notes = tuple(n for n in (band_note, gsd_note) if n)
+    if tile < tiling.tile:
+        notes += (f"scene smaller than a tile: tile reduced to {tile} px",)
+    return ScenePlan(
+        name=name or Path(path).stem,
+        scene=info,
+        grid=grid,
+        scaling=scaling,
+        spec=spec,
+        scales=scales,
+        weights=weights,
+        statistic=config.saliency.statistic,
+        tile=tile,
+        halo=tiling.halo,
+        block_tiles=tiling.block_tiles,
+        batch_size=tiling.batch_size,
+        fast_cam_class=resolve_class(spec, config.saliency.fast_cam_class),
+        device=config.compute.device,
+        autocast=config.compute.autocast,
+        compile=config.compute.compile,
+        notes=notes,
+    )
+
+
+def resolve_class(spec: ModelSpec, value: str | int | None) -> int | None:
+    """Class index for Fast-CAM from a name or index (None: no Fast-CAM layer)."""
+    if value is None:
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        index = int(value)
+        if not 0 <= index < spec.num_classes:
+            raise PlanError(f"saliency.fast_cam_class {index} is outside the model's {spec.num_classes} classes")
+        return index
+    if value not in spec.classes:
+        raise PlanError(f"saliency.fast_cam_class {value!r} is not a class of the model ({', '.join(spec.classes[:8])}, ...)")
+    return spec.classes.index(value)
+
+
+__all__ = ["PlanError", "RasterInputError", "ScaleGrid", "ScenePlan", "plan_scene"]

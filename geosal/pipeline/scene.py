@@ -1,0 +1,240 @@
+"""Run one scene end to end: plan -> pass 1 -> statistics -> pass 2 -> export.
+
+Outputs are built in ``OUT/.<name>.partial/`` and renamed to ``OUT/<name>/``
+only when everything is written, so a directory under its final name is
+always complete. An existing output is refused unless ``overwrite`` (replace
+it) or ``resume`` (keep it if complete; continue a partial run, recomputing
+only the blocks not marked done) is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+import geosal
+from geosal.config import RunConfig
+from geosal.pipeline.executor import Executor, InProcessExecutor
+from geosal.pipeline.export import export_layers, export_quicklook, export_stac
+from geosal.pipeline.pass1 import CAM_ARRAY, run_block
+from geosal.pipeline.pass2 import SceneStatistics, run_chunk
+from geosal.pipeline.plan import ScenePlan, plan_scene
+from geosal.raster import GridSpec, block_stats, create_store, done_blocks, update_attrs
+
+
+class OutputError(ValueError):
+    """The output location cannot be used (exists, not writable, or a mismatched partial run)."""
+
+
+@dataclass
+class SceneResult:
+    """What a scene run did.
+
+    Attributes:
+        name: scene name (output folder name).
+        output: the finished output folder.
+        tiles: tiles in the scene; ``tiles_computed`` of them ran in this call.
+        blocks_skipped: blocks already done by an earlier, interrupted run.
+        seconds: wall time per stage (``pass1``, ``pass2``, ``export``, ``total``).
+        notes: decisions worth telling the user (resampling, band choice...).
+    """
+
+    name: str
+    output: Path
+    tiles: int
+    tiles_computed: int
+    blocks: int
+    blocks_skipped: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    skipped: bool = False
+
+    @property
+    def tiles_per_second(self) -> float:
+        return self.tiles_computed / self.seconds["pass1"] if self.seconds.get("pass1") else 0.0
+
+
+def grids(plan: ScenePlan) -> tuple[GridSpec, list[GridSpec]]:
+    """The full-resolution grid and one grid per raw map, chunked one block core per chunk."""
+    transform = tuple(plan.grid.transform(plan.scene)[:6])
+    full = GridSpec("full", plan.grid.height, plan.grid.width, transform, plan.block)
+    maps = [full.downsampled(s.stride, s.name, plan.block // s.stride) for s in plan.scales]
+    if plan.fast_cam_class is not None:
+        stride = plan.scales[-1].stride
+        maps.append(full.downsampled(stride, CAM_ARRAY, plan.block // stride))
+    return full, maps
+
+
+def run_metadata(plan: ScenePlan) -> dict:
+    """The run description stored in the Zarr attributes and the STAC Item."""
+    return {
+        "geosal_version": geosal.__version__,
+        "source": str(Path(plan.scene.path).resolve()),
+        "model": plan.spec.to_dict(),
+        "statistic": plan.statistic,
+        "weights": list(plan.weights),
+        "layers": [s.layer for s in plan.scales],
+        "strides": [s.stride for s in plan.scales],
+        "tile": plan.tile,
+        "halo": plan.halo,
+        "block": plan.block,
+        "working_grid": asdict(plan.grid),
+        "scaling": asdict(plan.scaling),
+        "fast_cam_class": plan.fast_cam_class,
+        "notes": list(plan.notes),
+        "fingerprint": plan.fingerprint(),
+    }
+
+
+def _prepare(plan: ScenePlan, out_root: Path, overwrite: bool, resume: bool) -> tuple[Path, Path, bool]:
+    """Decide the partial and final folders; returns ``(partial, final, complete_already)``."""
+    final, partial = out_root / plan.name, out_root / f".{plan.name}.partial"
+    if final.exists():
+        if resume and not overwrite:
+            return partial, final, True
+        if not overwrite:
+            raise OutputError(f"{final} already exists: pass --overwrite to replace it or --resume to keep it")
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        probe = out_root / f".{plan.name}.write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(f"cannot write to {out_root}: {error.strerror or error}") from None
+    store = partial / "saliency.zarr"
+    if partial.exists() and resume and store.exists():
+        import zarr
+
+        found = zarr.open_group(str(store), mode="r").attrs.get("fingerprint")
+        if found != plan.fingerprint():
+            raise OutputError(f"cannot resume {partial}: it was started with other settings or another source; use --overwrite")
+        return partial, final, False
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    full, maps = grids(plan)
+    extra = ("fast_cam",) if plan.fast_cam_class is not None else ()
+    create_store(store, plan.scene.crs_wkt, full, maps, plan.n_blocks, run_metadata(plan), extra_full=extra)
+    return partial, final, False
+
+
+@dataclass(frozen=True)
+class PreparedScene:
+    """A planned scene whose output folders are ready (see :func:`prepare_scene`)."""
+
+    plan: ScenePlan
+    config: RunConfig
+    partial: Path
+    final: Path
+    complete: bool
+    started: float
+
+
+def prepare_scene(
+    path: str | Path,
+    out_root: str | Path,
+    config: RunConfig,
+    overwrite: bool = False,
+    resume: bool = False,
+    name: str | None = None,
+) -> PreparedScene:
+    """Validate the input, plan the scene and create (or reopen) its partial output.
+
+    Cheap: no model is built and no cluster is needed, so bad input fails in
+    seconds, before any worker starts.
+
+    Raises:
+        RasterInputError, ModelLoadError, PlanError, OutputError: bad input, one line each.
+    """
+    started = time.perf_counter()
+    plan = plan_scene(path, config, name)
+    partial, final, complete = _prepare(plan, Path(out_root), overwrite, resume)
+    plan = replace(plan, store_path=str(partial / "saliency.zarr"))
+    return PreparedScene(plan, config, partial, final, complete, started)
+
+
+def execute_scene(prepared: PreparedScene, executor: Executor | None = None, progress: bool = True) -> SceneResult:
+    """Run pass 1 (blocks not yet done), the statistics, pass 2 and the export, then publish."""
+    plan, config, partial, final = prepared.plan, prepared.config, prepared.partial, prepared.final
+    if prepared.complete:
+        return SceneResult(plan.name, final, plan.n_tiles, 0, plan.n_blocks, plan.n_blocks, {"total": 0.0}, plan.notes, skipped=True)
+    executor = executor or InProcessExecutor()
+    seconds: dict[str, float] = {}
+
+    done = done_blocks(plan.store_path)
+    todo = [i for i in range(plan.n_blocks) if not done[i]]
+    tiles_todo = sum(len(plan.tiles_in_block(i)) for i in todo)
+    stage = time.perf_counter()
+    with tqdm(total=tiles_todo, unit="tile", desc=f"{plan.name} pass 1", disable=not progress, leave=False) as bar:
+        for index, _ in executor.map(run_block, plan, todo, label=f"{plan.name}-pass1"):
+            bar.update(len(plan.tiles_in_block(index)))
+    seconds["pass1"] = time.perf_counter() - stage
+
+    statistics = SceneStatistics.from_blocks(block_stats(plan.store_path))
+    stage = time.perf_counter()
+    with tqdm(total=plan.n_blocks, unit="chunk", desc=f"{plan.name} pass 2", disable=not progress, leave=False) as bar:
+        for _ in executor.map(run_chunk, plan, list(range(plan.n_blocks)), statistics, label=f"{plan.name}-pass2"):
+            bar.update(1)
+    seconds["pass2"] = time.perf_counter() - stage
+
+    stage = time.perf_counter()
+    with_cam = plan.fast_cam_class is not None
+    metadata = run_metadata(plan) | {
+        "scene_statistics": asdict(statistics),
+        "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    update_attrs(plan.store_path, metadata)
+    (partial / "config.yaml").write_text(_yaml(config))
+    if config.output.cog or config.output.quicklook or config.output.stac:
+        export_layers(plan, partial, with_cam)
+    if config.output.quicklook:
+        export_quicklook(plan, partial)
+    if config.output.stac and plan.scene.crs_wkt:
+        export_stac(plan, partial, metadata, with_cam)
+    seconds["export"] = time.perf_counter() - stage
+
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    seconds["total"] = time.perf_counter() - prepared.started
+    return SceneResult(plan.name, final, plan.n_tiles, tiles_todo, plan.n_blocks, plan.n_blocks - len(todo), seconds, plan.notes)
+
+
+def run_scene(
+    path: str | Path,
+    out_root: str | Path,
+    config: RunConfig,
+    executor: Executor | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    name: str | None = None,
+) -> SceneResult:
+    """Compute the saliency layers of one scene (see the module docstring).
+
+    Args:
+        path: the GeoTIFF (anything GDAL reads).
+        out_root: folder receiving ``<name>/``.
+        config: the run configuration.
+        executor: where blocks run (default: in this process).
+        overwrite, resume: what to do with existing outputs.
+        progress: show progress bars on stderr.
+        name: output folder name (default: the file's stem).
+
+    Raises:
+        RasterInputError, ModelLoadError, PlanError, OutputError: bad input, one line each.
+    """
+    prepared = prepare_scene(path, out_root, config, overwrite, resume, name)
+    return execute_scene(prepared, executor, progress)
+
+
+def _yaml(config: RunConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
