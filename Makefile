@@ -1,10 +1,11 @@
-# geosal — every target creates .venv on first use.
+# geosal. Every target creates .venv and installs on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCENE ?= ../shared/data/scenes/manila_oam_10cm.tif
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-pipeline bench-dask train evaluate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +16,28 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+demo: $(STAMP)  ## the shipped model on a real 10 cm aerial scene, on a local Dask cluster
+	$(BIN)/geosal run $(SCENE) out --overwrite
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## SMOE cost against the forward pass and gradient methods
+	$(BIN)/python -m workflows.bench_saliency
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python -m workflows.bench_pipeline throughput
+	$(BIN)/python -m workflows.bench_pipeline memory
+
+bench-dask: $(STAMP)
+	$(BIN)/python -m workflows.bench_dask tasks
+	$(BIN)/python -m workflows.bench_dask layouts
+
+train: $(STAMP)  ## retrain the shipped UC Merced model (about 90 minutes on 2 cores)
+	$(BIN)/python -m workflows.train_ucmerced --export
+
+evaluate: $(STAMP)  ## KAR/ROAR with retraining, ROAD, deletion/insertion (about 2 hours on 2 cores)
+	$(BIN)/python -m workflows.evaluate
 
 clean:
 	rm -rf $(VENV) out

@@ -124,6 +124,29 @@ class OutputConfig(_Section):
     stac: bool = True
 
 
+class ArchiveConfig(_Section):
+    """How ``geosal submit`` runs an archive of scenes.
+
+    ``max_scenes_in_flight``: scenes executed at once on the cluster (each
+    already caps its own block tasks in flight, so memory on the client and
+    scheduler is bounded by scenes x tasks in flight); ignored with the
+    ``in-process`` scheduler, which runs one scene at a time.
+    ``asset``: key of the STAC asset to process in each Item (default: the
+    first asset with role ``data`` or a GeoTIFF media type, else ``image`` or
+    ``visual``).
+    """
+
+    max_scenes_in_flight: int = Field(default=2, gt=0)
+    asset: str | None = None
+
+    @field_validator("asset")
+    @classmethod
+    def _non_empty_asset(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("asset must be a non-empty STAC asset key")
+        return value
+
+
 class RunConfig(_Section):
     """A whole run: one YAML file, every section optional."""
 
@@ -133,6 +156,7 @@ class RunConfig(_Section):
     input: InputConfig = InputConfig()
     compute: ComputeConfig = ComputeConfig()
     output: OutputConfig = OutputConfig()
+    archive: ArchiveConfig = ArchiveConfig()
 
     @model_validator(mode="after")
     def _percentiles_ordered(self) -> "RunConfig":

@@ -33,7 +33,7 @@ def cluster_client(config: ComputeConfig, quiet: bool = False) -> Iterator[Clien
     """
     if config.scheduler:
         try:
-            client = Client(config.scheduler, timeout="10s")
+            client = Client(config.scheduler, timeout="5s")
         except (OSError, TimeoutError) as error:
             raise ClusterError(f"cannot reach the Dask scheduler at {config.scheduler}: {error}") from None
         try:

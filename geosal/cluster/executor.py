@@ -16,7 +16,7 @@ import dask
 from distributed import Client, as_completed, span
 
 from geosal.cluster.plugin import ModelPlugin
-from geosal.pipeline.pass1 import runner_key
+from geosal.pipeline.pass1 import run_block, runner_key
 
 
 class DaskExecutor:
@@ -47,8 +47,13 @@ class DaskExecutor:
     def map(
         self, function: Callable[..., Any], plan: Any, indices: Sequence[int], *args: Any, label: str
     ) -> Iterator[tuple[int, Any]]:
-        """Submit ``function(plan, index, *args)`` per index with at most ``max_in_flight`` running."""
-        self.ensure_model(plan)
+        """Submit ``function(plan, index, *args)`` per index with at most ``max_in_flight`` running.
+
+        Pass 1 (:func:`~geosal.pipeline.run_block`) needs the model on the workers,
+        so its plugin is registered first; other functions need none.
+        """
+        if function is run_block:
+            self.ensure_model(plan)
         stage = label.rsplit("-", 1)[-1]
         prefix = f"geosal-{stage}-{plan.name}"
         plan_future = self.client.scatter(plan, broadcast=True, hash=False)

@@ -18,6 +18,7 @@ Geometry, on the working grid of ``height x width`` pixels:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -112,11 +113,11 @@ class ScenePlan:
 
     def fingerprint(self) -> str:
         """Hash of everything that determines the output (for safe resumption)."""
-        stat = os.stat(self.scene.path)
-        record = {
-            "plan": asdict(self) | {"notes": None, "device": None, "store_path": None},
-            "source": [stat.st_size, int(stat.st_mtime)],
-        }
+        source = [self.scene.path]
+        if os.path.exists(self.scene.path):  # local file: a changed file must not be resumed
+            stat = os.stat(self.scene.path)
+            source += [stat.st_size, int(stat.st_mtime)]
+        record = {"plan": asdict(self) | {"notes": None, "device": None, "store_path": None}, "source": source}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -166,17 +167,28 @@ def target_gsd(info: SceneInfo, spec: ModelSpec, config: RunConfig) -> tuple[flo
 def scale_grids(spec: ModelSpec, config: RunConfig, probe_size: int) -> tuple[ScaleGrid, ...]:
     """Scale ends of the model and their strides, checked to tile exactly.
 
+    Cached per (architecture, layers, probe size): an archive of thousands of
+    scenes probes the network once.
+
     Raises:
         PlanError: the maps are not an exact ``1 / stride`` of the input (the
             network does not use "same" padding), or a layer name is wrong.
     """
-    network = build_network(spec.architecture, spec.num_classes, spec.input_bands).eval()
-    shape = (1, spec.input_bands, probe_size, probe_size)
-    if config.saliency.layers == "auto":
+    layers = config.saliency.layers
+    return _scale_grids(spec.architecture, spec.num_classes, spec.input_bands,
+                        layers if layers == "auto" else tuple(layers), probe_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _scale_grids(architecture: str, num_classes: int, input_bands: int, requested: str | tuple[str, ...],
+                 probe_size: int) -> tuple[ScaleGrid, ...]:
+    network = build_network(architecture, num_classes, input_bands).eval()
+    shape = (1, input_bands, probe_size, probe_size)
+    if requested == "auto":
         found = describe_scales(network, shape)
         layers, sizes = [s.name for s in found], [(s.height, s.width) for s in found]
     else:
-        layers = list(config.saliency.layers)
+        layers = list(requested)
         try:
             with ScaleHooks(network, layers, "mean") as hooks, torch.no_grad():
                 network(torch.zeros(shape))
