@@ -176,6 +176,8 @@ def export(checkpoint: Path, spec: ModelSpec, metrics: dict, args: argparse.Name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(checkpoint.read_bytes())
     summary = {k: v for k, v in metrics.items() if k != "history"}
+    epoch_seconds = sorted(h["seconds"] + h.get("saliency_seconds", 0.0) for h in metrics["history"])
+    summary["epoch_seconds_fastest_quartile"] = round(float(np.median(epoch_seconds[: max(1, len(epoch_seconds) // 4)])), 1)
     target.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     from workflows.model_card import write_model_card
 
