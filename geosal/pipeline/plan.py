@@ -36,6 +36,11 @@ from geosal.saliency import describe_scales, resolve_weights
 from geosal.saliency.hooks import ScaleHooks
 
 
+PROBE_SIZE = 256
+"""Side of the probe input that finds the scale ends and their strides (a
+multiple of 32, the stride of the deepest common CNNs)."""
+
+
 class PlanError(ValueError):
     """The scene and the configuration cannot work together (one clear line)."""
 
@@ -225,7 +230,7 @@ def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> 
         scaling = compute_scaling(dataset, info, config.input.low_percentile, config.input.high_percentile)
 
     tiling = config.tiling
-    scales = scale_grids(spec, config, probe_size=tiling.tile + 2 * tiling.halo)
+    scales = scale_grids(spec, config, probe_size=PROBE_SIZE)
     stride = max(s.stride for s in scales)
     for key, value in (("tiling.tile", tiling.tile), ("tiling.halo", tiling.halo)):
         if value % stride:

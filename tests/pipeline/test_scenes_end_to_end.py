@@ -1,0 +1,117 @@
+"""Every real scene end to end with the shipped model: georeferencing, ranges, nodata."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from affine import Affine
+from rasterio.enums import Resampling
+from rio_cogeo.cogeo import cog_validate
+
+from geosal.config import load_config
+from geosal.pipeline import run_scene
+from tests.conftest import SCENES
+
+SCENE_FILES = sorted(p.name for p in SCENES.glob("*.tif"))
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> Path:
+    """All scenes processed once, in-process, with the shipped model (small tiles: many blocks)."""
+    root = tmp_path_factory.mktemp("scenes")
+    config = load_config(overrides={"tiling": {"tile": 256, "halo": 64, "block_tiles": 2}, "compute": {"scheduler": "in-process"}})
+    for name in SCENE_FILES:
+        run_scene(SCENES / name, root, config, progress=False)
+    return root
+
+
+def expected_grid(scene: Path, output: Path) -> tuple[Affine, tuple[int, int]]:
+    with rasterio.open(output / "combined.tif") as combined:
+        return combined.transform, combined.shape
+
+
+@pytest.mark.parametrize("name", SCENE_FILES)
+def test_outputs_are_complete_and_georeferenced_like_the_source(outputs, name):
+    folder = outputs / Path(name).stem
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["combined.tif", "combined.qml", "lovi.tif", "lovi.qml", "quicklook.png", "item.json", "saliency.zarr", "config.yaml"]
+    )
+    with rasterio.open(SCENES / name) as source, rasterio.open(folder / "combined.tif") as combined:
+        assert combined.crs == source.crs
+        # same footprint: the working grid covers exactly the source extent
+        for ours, theirs in zip(combined.bounds, source.bounds):
+            assert ours == pytest.approx(theirs, abs=1e-9 * max(1.0, abs(theirs)))
+        assert combined.transform.b == 0 and combined.transform.d == 0
+        assert math.isnan(combined.nodata)
+        if max(combined.shape) > 512:  # GDAL adds overviews down to one 512 px block
+            assert combined.overviews(1), "COG without overviews"
+    for cog in ("combined.tif", "lovi.tif"):
+        assert cog_validate(str(folder / cog))[0], f"{cog} is not a valid COG"
+
+
+@pytest.mark.parametrize("name", SCENE_FILES)
+def test_zarr_readable_by_xarray_and_gdal_with_crs_and_transforms(outputs, name):
+    folder = outputs / Path(name).stem
+    transform, shape = expected_grid(SCENES / name, folder)
+    store = folder / "saliency.zarr"
+    dataset = xr.open_zarr(store)
+    with rasterio.open(SCENES / name) as source:
+        crs = source.crs
+    assert dataset.combined.rio.crs == crs
+    assert dataset.combined.rio.transform().almost_equals(transform, precision=1e-9)
+    attrs = dataset.attrs
+    for scale, stride in zip(sorted(k for k in dataset.data_vars if k.startswith("scale_")), attrs["strides"]):
+        scaled = transform * Affine.scale(stride)
+        assert dataset[scale].rio.transform().almost_equals(scaled, precision=1e-9)
+        with rasterio.open(f'ZARR:"{store}":/{scale}') as gdal_view:
+            assert gdal_view.crs == crs and gdal_view.transform.almost_equals(scaled, precision=1e-9)
+            assert gdal_view.shape == (math.ceil(shape[0] / stride), math.ceil(shape[1] / stride))
+    for array in ("combined", "lovi"):
+        with rasterio.open(f'ZARR:"{store}":/{array}') as gdal_view:
+            assert gdal_view.crs == crs and gdal_view.transform.almost_equals(transform, precision=1e-9)
+    assert attrs["model"]["architecture"] == "resnet18" and attrs["statistic"] == "smoe_scale"
+    assert len(attrs["scene_statistics"]["mean"]) == len(attrs["layers"]) == 5
+
+
+@pytest.mark.parametrize("name", SCENE_FILES)
+def test_value_ranges_and_nodata_propagation(outputs, name):
+    folder = outputs / Path(name).stem
+    with rasterio.open(folder / "combined.tif") as combined, rasterio.open(folder / "lovi.tif") as lovi:
+        values = combined.read(1)
+        rgba = lovi.read()
+        shape = combined.shape
+    with rasterio.open(SCENES / name) as source:
+        source_valid = source.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+    finite = np.isfinite(values)
+    assert finite.any()
+    assert values[finite].min() >= 0 and values[finite].max() <= 1
+    assert values[finite].std() > 0.01, "a flat saliency map"
+    agreement = (finite == source_valid).mean()
+    assert agreement > 0.995, f"nodata mask disagrees with the source's on {100 * (1 - agreement):.2f}% of pixels"
+    assert np.array_equal(rgba[3] == 255, finite) and np.all(rgba[:3, ~finite] == 0)
+
+
+def test_stac_item_links_outputs_and_source(outputs):
+    item = json.loads((outputs / "manila_oam_10cm" / "item.json").read_text())
+    assert {"combined", "lovi", "zarr", "quicklook"} <= set(item["assets"])
+    assert any(link["rel"] == "derived_from" and link["href"].endswith("manila_oam_10cm.tif") for link in item["links"])
+    assert item["properties"]["proj:code"] == "EPSG:3395"
+    west, south, east, north = item["bbox"]
+    assert 120.9 < west < east < 121.1 and 14.5 < south < north < 14.7  # Manila
+
+
+def test_resampling_and_small_scene_notes(outputs):
+    manila = xr.open_zarr(outputs / "manila_oam_10cm" / "saliency.zarr").attrs
+    assert any("resampled" in note for note in manila["notes"])
+    assert manila["working_grid"]["width"] == round(2048 * 0.10009765625 / manila["model"]["gsd_m"])  # 0.1 m -> model GSD
+    colorado = xr.open_zarr(outputs / "colorado_hro_15cm_small" / "saliency.zarr").attrs
+    assert colorado["tile"] < 256
+    landsat = xr.open_zarr(outputs / "landsat_rgb_300m_nodata0" / "saliency.zarr").attrs
+    assert any("native resolution" in note for note in landsat["notes"])
