@@ -1,0 +1,28 @@
+"""Faithfulness evaluation of saliency methods (``geosal evaluate``).
+
+Modules, one job each:
+
+- :mod:`~geosal.evaluation.methods`: the registry of saliency methods (SMOE Scale and
+  the other statistics, Fast-CAM, Grad-CAM(++), captum's gradient methods, random);
+- :mod:`~geosal.evaluation.data`: the fixed UC Merced split, subsets, decoding;
+- :mod:`~geosal.evaluation.masking`: pixel ranks and KAR / ROAR masks with random tie-breaking;
+- :mod:`~geosal.evaluation.saliency_store`: compute each method's maps once, cached on disk;
+- :mod:`~geosal.evaluation.kar_roar`: KAR / ROAR with retraining (and the per-layer variant);
+- :mod:`~geosal.evaluation.road`: ROAD (noisy linear imputation, no retraining);
+- :mod:`~geosal.evaluation.deletion`: deletion / insertion curves;
+- :mod:`~geosal.evaluation.scores`: Eqs. 8 and 9, Table 2 sums, areas under curves;
+- :mod:`~geosal.evaluation.cells`: resumable per-cell results;
+- :mod:`~geosal.evaluation.report`: CSV, Markdown, plots, README;
+- :mod:`~geosal.evaluation.config`, :mod:`~geosal.evaluation.runner`,
+  :mod:`~geosal.evaluation.estimate`, :mod:`~geosal.evaluation.cli`: settings, orchestration,
+  cost projection and the ``evaluate`` command.
+"""
+
+from geosal.evaluation.config import EvaluationConfig
+from geosal.evaluation.methods import METHODS, Method, MethodContext, MethodOptions, get_methods
+from geosal.evaluation.scores import auc, difference_score, information_score, kar_roar_sums
+
+__all__ = [
+    "METHODS", "EvaluationConfig", "Method", "MethodContext", "MethodOptions", "auc", "difference_score",
+    "get_methods", "information_score", "kar_roar_sums",
+]
