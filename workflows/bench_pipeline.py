@@ -78,11 +78,12 @@ def throughput(args) -> None:
 
 def peak_rss_of_run(scene: Path, out: Path, compile: bool) -> dict:
     """Run ``geosal run`` in-process in a child Python and return its peak RSS and time."""
+    argv = ["run", str(scene), str(out), "--scheduler", "in-process"] + (["--compile"] if compile else [])
     code = (
         "import json, resource, sys, time\n"
         "from geosal.cli import main\n"
         "t = time.perf_counter()\n"
-        f"rc = main(['run', {str(scene)!r}, {str(out)!r}, '--scheduler', 'in-process'{', \"--compile\"' if compile else ''}])\n"
+        f"rc = main({argv!r})\n"
         "print(json.dumps({'rc': rc, 'seconds': time.perf_counter() - t,"
         " 'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )

@@ -72,7 +72,7 @@ class EvaluationConfig:
     percentages: tuple[float, ...] = PAPER_PERCENTAGES
     image_size: int = 64
     saliency_size: int | None = 128
-    epochs: int = 7
+    epochs: int = 5
     batch_size: int = 32
     lr: float = 0.05
     warmup_epochs: int = 1
