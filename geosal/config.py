@@ -104,7 +104,9 @@ class ComputeConfig(_Section):
     """Where the work runs. ``scheduler``: ``None`` starts a local Dask
     cluster, ``"tcp://host:8786"`` uses an existing one, ``"in-process"`` runs
     without Dask. ``compile``: trace and ``torch.compile`` the network with the
-    statistics inside (fastest on CPU once compiled)."""
+    statistics inside (fastest on CPU once compiled). ``gdal_cache_mb``: GDAL's
+    block cache per process, in MiB (GDAL's default, 5 % of RAM, would grow
+    with the scene)."""
 
     scheduler: str | None = None
     workers: int | None = Field(default=None, gt=0)
@@ -114,6 +116,7 @@ class ComputeConfig(_Section):
     gpu: bool = False
     autocast: Literal["none", "bf16", "fp16"] = "none"
     compile: bool = False
+    gdal_cache_mb: int = Field(default=256, gt=0)
 
 
 class OutputConfig(_Section):

@@ -14,7 +14,7 @@ import rasterio
 
 from geosal.pipeline.plan import ScenePlan
 from geosal.pipeline.runner import RunnerKey, tile_runner
-from geosal.raster import mark_block_done, read_window, to_uint8, write_region
+from geosal.raster import bound_gdal_cache, mark_block_done, read_window, to_uint8, write_region
 
 CAM_ARRAY = "cam"
 
@@ -33,6 +33,7 @@ def read_block_pixels(plan: ScenePlan, index: int) -> tuple[np.ndarray, np.ndarr
     """
     row, col = plan.block_origin(index)
     size = plan.block + 2 * plan.halo
+    bound_gdal_cache(plan.gdal_cache_mb)
     with rasterio.open(plan.scene.path) as dataset:
         data, valid = read_window(dataset, plan.scene, plan.grid, row - plan.halo, col - plan.halo, size, size)
     data = data.astype(np.float64, copy=False)

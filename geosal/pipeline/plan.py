@@ -31,7 +31,9 @@ import torch
 
 from geosal.config import RunConfig
 from geosal.models import ModelSpec, build_network, resolve_spec
-from geosal.raster import BandScaling, RasterInputError, SceneInfo, WorkingGrid, compute_scaling, inspect_scene, working_grid
+from geosal.raster import (
+    BandScaling, RasterInputError, SceneInfo, WorkingGrid, bound_gdal_cache, compute_scaling, inspect_scene, working_grid,
+)
 from geosal.saliency import describe_scales, resolve_weights
 from geosal.saliency.hooks import ScaleHooks
 
@@ -76,6 +78,7 @@ class ScenePlan:
     compile: bool
     notes: tuple[str, ...]
     store_path: str = ""
+    gdal_cache_mb: int = 256
 
     @property
     def block(self) -> int:
@@ -122,7 +125,7 @@ class ScenePlan:
         if os.path.exists(self.scene.path):  # local file: a changed file must not be resumed
             stat = os.stat(self.scene.path)
             source += [stat.st_size, int(stat.st_mtime)]
-        record = {"plan": asdict(self) | {"notes": None, "device": None, "store_path": None}, "source": source}
+        record = {"plan": asdict(self) | {"notes": None, "device": None, "store_path": None, "gdal_cache_mb": None}, "source": source}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -221,6 +224,7 @@ def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> 
         PlanError: scene, model and configuration do not fit together.
     """
     spec = resolve_spec(config.model.name, **config.model.overrides())
+    bound_gdal_cache(config.compute.gdal_cache_mb)
     info = inspect_scene(path, allow_missing_georeference=config.input.allow_missing_georeference)
     bands, band_note = choose_bands(info, config.input.bands, spec)
     info = inspect_scene(path, bands=list(bands), allow_missing_georeference=config.input.allow_missing_georeference)
@@ -258,6 +262,7 @@ def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> 
         autocast=config.compute.autocast,
         compile=config.compute.compile,
         notes=notes,
+        gdal_cache_mb=config.compute.gdal_cache_mb,
     )
 
 

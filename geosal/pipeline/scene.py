@@ -25,7 +25,7 @@ from geosal.pipeline.export import export_layers, export_quicklook, export_stac
 from geosal.pipeline.pass1 import CAM_ARRAY, run_block
 from geosal.pipeline.pass2 import SceneStatistics, run_chunk
 from geosal.pipeline.plan import ScenePlan, plan_scene
-from geosal.raster import GridSpec, block_stats, create_store, done_blocks, update_attrs
+from geosal.raster import GridSpec, bound_gdal_cache, block_stats, create_store, done_blocks, update_attrs
 
 
 class OutputError(ValueError):
@@ -184,6 +184,7 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
     seconds["pass2"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
+    bound_gdal_cache(plan.gdal_cache_mb)
     with_cam = plan.fast_cam_class is not None
     metadata = run_metadata(plan) | {
         "scene_statistics": asdict(statistics),

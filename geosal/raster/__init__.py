@@ -12,6 +12,7 @@ User-caused problems raise :class:`RasterInputError` with one line naming the fi
 
 from geosal.raster.cog import write_cog
 from geosal.raster.errors import RasterInputError
+from geosal.raster.gdal_cache import bound_gdal_cache
 from geosal.raster.quicklook import read_overview, write_quicklook
 from geosal.raster.scaling import BandScaling, compute_scaling, to_uint8
 from geosal.raster.source import SUPPORTED_DTYPES, SceneInfo, WorkingGrid, inspect_scene, read_window, working_grid
@@ -29,6 +30,7 @@ from geosal.raster.store import (
 from geosal.raster.styles import write_qml_pseudocolor, write_qml_rgba
 
 __all__ = [
+    "bound_gdal_cache",
     "SUPPORTED_DTYPES", "BandScaling", "GridSpec", "RasterInputError", "SceneInfo", "WorkingGrid",
     "block_stats", "compute_scaling", "create_store", "done_blocks", "inspect_scene", "make_item",
     "mark_block_done", "read_overview", "read_region", "read_window", "to_uint8", "update_attrs",

@@ -38,7 +38,8 @@ def write_cog(
     The array is streamed ``window x window`` pixels at a time (a multiple of
     512 keeps the writes block-aligned) into a temporary tiled GeoTIFF beside
     ``cog_path``, which GDAL's COG driver turns into the COG: DEFLATE, 512 x 512
-    blocks, overviews resampled with ``resampling`` down to one block. The COG
+    blocks, overviews resampled with ``resampling`` down to one block, compressed
+    on every CPU (GDAL's NUM_THREADS). The COG
     appears at ``cog_path`` only once complete; the temporary files are removed.
     """
     source = zarr.open_array(store=os.fspath(store_path), path=array, mode="r", zarr_format=ZARR_FORMAT)
@@ -49,7 +50,7 @@ def write_cog(
         "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": str(source.dtype),
         "crs": CRS.from_wkt(crs_wkt), "transform": Affine(*tuple(transform)[:6]), "nodata": nodata,
         "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK, "compress": "ZSTD", "zstd_level": 1,
-        "bigtiff": "IF_SAFER",
+        "bigtiff": "IF_SAFER", "num_threads": "ALL_CPUS",
     }
     if alpha:
         if count != 4:
@@ -66,7 +67,7 @@ def write_cog(
                     dst.write(block, window=Window(col, row, block.shape[-1], block.shape[-2]))
         rasterio.shutil.copy(
             staging, staged_cog, driver="COG", compress="DEFLATE", predictor="YES", blocksize=COG_BLOCK,
-            overview_resampling=resampling, bigtiff="IF_SAFER",
+            overview_resampling=resampling, bigtiff="IF_SAFER", num_threads="ALL_CPUS",
         )
         os.replace(staged_cog, target)
     finally:
