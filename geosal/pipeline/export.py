@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
-from geosal.pipeline.plan import ScenePlan
+from geosal.pipeline.pass1 import PREVIEW_ARRAY
+from geosal.pipeline.plan import PREVIEW_SIDE, ScenePlan
 from geosal.raster import (
     make_item,
     read_overview,
-    to_uint8,
+    read_region,
     write_cog,
     write_item,
     write_qml_pseudocolor,
@@ -22,7 +22,7 @@ from geosal.raster import (
     write_quicklook,
 )
 
-QUICKLOOK_SIDE = 1024
+QUICKLOOK_SIDE = PREVIEW_SIDE
 
 
 def working_transform(plan: ScenePlan) -> tuple[float, ...]:
@@ -49,9 +49,13 @@ def export_layers(plan: ScenePlan, folder: Path, with_fast_cam: bool) -> list[st
 
 
 def export_quicklook(plan: ScenePlan, folder: Path) -> None:
-    """``quicklook.png``: the scene (scene-wide scaling), the combined map and LOVI."""
-    scene = read_overview(plan.scene.path, plan.scene.bands, QUICKLOOK_SIDE)
-    scene = to_uint8(scene.astype(np.float64), plan.scaling)
+    """``quicklook.png``: the scene (the preview pass 1 stored: the model's input,
+    scene-wide scaling, never a re-read of the source), the combined map and LOVI."""
+    stride = plan.preview_stride
+    rows, cols = -(-plan.grid.height // stride), -(-plan.grid.width // stride)
+    scene = read_region(plan.store_path, PREVIEW_ARRAY, 0, 0, rows, cols)
+    step = max(1, -(-max(rows, cols) // QUICKLOOK_SIDE))  # when the block side capped the preview stride
+    scene = scene[:, ::step, ::step]
     combined = read_overview(folder / "combined.tif", (1,), QUICKLOOK_SIDE)[0]
     lovi = read_overview(folder / "lovi.tif", (1, 2, 3, 4), QUICKLOOK_SIDE, resampling="nearest")
     write_quicklook(folder / "quicklook.png", scene[:3] if len(scene) >= 3 else scene[:1], combined, lovi)

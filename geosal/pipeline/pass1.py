@@ -17,6 +17,7 @@ from geosal.pipeline.runner import RunnerKey, tile_runner
 from geosal.raster import bound_gdal_cache, mark_block_done, read_window, to_uint8, write_region
 
 CAM_ARRAY = "cam"
+PREVIEW_ARRAY = "preview"
 
 
 def runner_key(plan: ScenePlan) -> RunnerKey:
@@ -93,9 +94,21 @@ def run_block(plan: ScenePlan, index: int) -> np.ndarray:
         out_rows, out_cols = -(-rows // stride), -(-cols // stride)
         write_region(plan.store_path, name, row // stride, col // stride, values[:out_rows, :out_cols])
     write_region(plan.store_path, "valid", row, col, core_valid[:rows, :cols].astype(np.uint8))
+    stride = plan.preview_stride
+    preview = block_mean(pixels[halo : halo + block, halo : halo + block, : plan.preview_bands], stride)
+    write_region(plan.store_path, PREVIEW_ARRAY, row // stride, col // stride,
+                 preview[:, : -(-rows // stride), : -(-cols // stride)])
     stats = np.asarray(stats, dtype=np.float64)
     mark_block_done(plan.store_path, index, stats)
     return stats
+
+
+def block_mean(pixels: np.ndarray, stride: int) -> np.ndarray:
+    """``uint8`` ``[H, W, bands]`` (H, W multiples of ``stride``) averaged over
+    ``stride x stride`` footprints and rounded: ``uint8`` ``[bands, H / stride, W / stride]``."""
+    h, w, bands = pixels.shape
+    footprints = pixels.reshape(h // stride, stride, w // stride, stride, bands)
+    return np.rint(footprints.mean(axis=(1, 3), dtype=np.float32)).astype(np.uint8).transpose(2, 0, 1)
 
 
 def _pad_batch(tiles: np.ndarray, size: int) -> np.ndarray:

@@ -39,6 +39,8 @@ from geosal.saliency.hooks import ScaleHooks
 
 
 PROBE_SIZE = 256
+PREVIEW_SIDE = 1024
+"""Longer side (working pixels / preview stride) the scene preview aims at."""
 """Side of the probe input that finds the scale ends and their strides (a
 multiple of 32, the stride of the deepest common CNNs)."""
 
@@ -100,6 +102,21 @@ class ScenePlan:
     def block_origin(self, index: int) -> tuple[int, int]:
         """Top-left working pixel ``(row, col)`` of block ``index`` (row-major)."""
         return (index // self.block_cols) * self.block, (index % self.block_cols) * self.block
+
+    @property
+    def preview_stride(self) -> int:
+        """Stride of the scene preview: the smallest power of two that brings the
+        longer side of the working grid to :data:`PREVIEW_SIDE` or less, as long
+        as it divides the block side (so every block writes whole chunks)."""
+        stride = 1
+        while max(self.grid.height, self.grid.width) > PREVIEW_SIDE * stride and self.block % (2 * stride) == 0:
+            stride *= 2
+        return stride
+
+    @property
+    def preview_bands(self) -> int:
+        """Bands of the scene preview: the model's first three inputs (or its one)."""
+        return min(3, len(self.scene.bands))
 
     def block_shape(self, index: int) -> tuple[int, int]:
         """Rows and columns of block ``index``'s core that lie inside the working grid."""

@@ -22,7 +22,7 @@ import geosal
 from geosal.config import RunConfig
 from geosal.pipeline.executor import Executor, InProcessExecutor
 from geosal.pipeline.export import export_layers, export_quicklook, export_stac
-from geosal.pipeline.pass1 import CAM_ARRAY, run_block
+from geosal.pipeline.pass1 import CAM_ARRAY, PREVIEW_ARRAY, run_block
 from geosal.pipeline.pass2 import SceneStatistics, run_chunk
 from geosal.pipeline.plan import ScenePlan, plan_scene
 from geosal.raster import GridSpec, bound_gdal_cache, block_stats, create_store, done_blocks, update_attrs
@@ -120,7 +120,9 @@ def _prepare(plan: ScenePlan, out_root: Path, overwrite: bool, resume: bool) -> 
     partial.mkdir(parents=True)
     full, maps = grids(plan)
     extra = ("fast_cam",) if plan.fast_cam_class is not None else ()
-    create_store(store, plan.scene.crs_wkt, full, maps, plan.n_blocks, run_metadata(plan), extra_full=extra)
+    preview = full.downsampled(plan.preview_stride, PREVIEW_ARRAY, plan.block // plan.preview_stride)
+    create_store(store, plan.scene.crs_wkt, full, maps, plan.n_blocks, run_metadata(plan), extra_full=extra,
+                 preview=preview, preview_bands=plan.preview_bands)
     return partial, final, False
 
 

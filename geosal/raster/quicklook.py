@@ -7,14 +7,15 @@ import os
 import matplotlib
 import numpy as np
 import rasterio
-from matplotlib.colors import Colormap
-from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
 
-_DPI = 100
 _CAPTION_PX = 28
-_NODATA_GREY = (0.5, 0.5, 0.5, 1.0)
+_FONT_PX = 14
+_NODATA_GREY = (128, 128, 128)
+_MAGMA = np.rint(matplotlib.colormaps["magma"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+"""The magma colormap as a ``[256, 3]`` uint8 lookup table."""
 
 
 def read_overview(
@@ -53,38 +54,34 @@ def write_quicklook(
     the magma colormap and nodata grey; ``lovi_rgba`` is uint8 ``[4, h, w]``
     with alpha 0 for nodata, shown over grey. The arrays may differ in size but
     should cover the same extent; each panel has the scene's aspect ratio and
-    its longer side is at most ``max_side`` pixels (arrays are decimated to it).
+    its longer side is at most ``max_side`` pixels (arrays are decimated to it,
+    then scaled to the panel with nearest neighbours). Rendered with numpy and
+    Pillow: a 3 x 1024 px quicklook takes a fraction of a second.
     """
     height, width = scene_rgb_uint8.shape[-2:]
     factor = max(1.0, max(height, width) / max_side)
-    panel_h, panel_w = max(1, round(height / factor)), max(1, round(width / factor))
+    panel = (max(1, round(width / factor)), max(1, round(height / factor)))  # PIL order: width, height
     scene = _decimate(scene_rgb_uint8, max_side)
     scene = np.repeat(scene, 3, axis=0) if scene.shape[0] == 1 else scene
-    images = [
-        (np.moveaxis(scene, 0, -1), {}),
-        (np.ma.masked_invalid(_decimate(combined[None], max_side)[0]),
-         {"cmap": _magma_with_grey_nodata(), "vmin": 0.0, "vmax": 1.0}),
-        (np.moveaxis(_decimate(lovi_rgba, max_side), 0, -1), {}),
-    ]
-    figure = Figure(figsize=(3 * panel_w / _DPI, (panel_h + _CAPTION_PX) / _DPI), dpi=_DPI)
-    figure.patch.set_facecolor("white")
-    caption = _CAPTION_PX / (panel_h + _CAPTION_PX)
-    for i, ((image, style), title) in enumerate(zip(images, titles)):
-        axes = figure.add_axes((i / 3, 0, 1 / 3, 1 - caption))
-        axes.set_facecolor(_NODATA_GREY)
-        axes.imshow(image, interpolation="nearest", aspect="auto", **style)
-        axes.set_xticks([])
-        axes.set_yticks([])
-        axes.spines[:].set_visible(False)
-        figure.text((i + 0.5) / 3, 1 - caption / 2, title, ha="center", va="center", fontsize=10)
-    figure.savefig(os.fspath(path), dpi=_DPI, facecolor="white")
+    values = _decimate(np.asarray(combined, dtype=np.float32)[None], max_side)[0]
+    ramp = _MAGMA[np.clip(np.nan_to_num(values, nan=0.0) * 255 + 0.5, 0, 255).astype(np.uint8)]
+    ramp[~np.isfinite(values)] = _NODATA_GREY
+    lovi = _decimate(lovi_rgba, max_side).astype(np.float32)
+    alpha = lovi[3] / 255.0
+    lovi_over_grey = np.rint(lovi[:3] * alpha + _NODATA_GREY[0] * (1 - alpha)).astype(np.uint8)
+    panels = [np.moveaxis(scene, 0, -1), ramp, np.moveaxis(lovi_over_grey, 0, -1)]
+
+    sheet = Image.new("RGB", (3 * panel[0], panel[1] + _CAPTION_PX), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=_FONT_PX)
+    for i, (pixels, title) in enumerate(zip(panels, titles)):
+        image = Image.fromarray(np.ascontiguousarray(pixels), "RGB").resize(panel, Image.Resampling.NEAREST)
+        sheet.paste(image, (i * panel[0], _CAPTION_PX))
+        draw.text(((i + 0.5) * panel[0], _CAPTION_PX / 2), title, fill="black", font=font, anchor="mm")
+    sheet.save(os.fspath(path), compress_level=3)
 
 
 def _decimate(array: np.ndarray, max_side: int) -> np.ndarray:
     """Keep every n-th pixel of ``[bands, h, w]`` so the longer side is at most ``max_side``."""
     step = max(1, -(-max(array.shape[-2:]) // max_side))
     return array[:, ::step, ::step]
-
-
-def _magma_with_grey_nodata() -> Colormap:
-    return matplotlib.colormaps["magma"].with_extremes(bad=_NODATA_GREY)

@@ -5,6 +5,9 @@ Layout (every array carries xarray's ``_ARRAY_DIMENSIONS``)::
     combined      (y, x)              float32, NaN = nodata        full grid
     lovi          (band, y, x)        uint8 R, G, B, A (255 valid, 0 nodata)
     valid         (y, x)              uint8, 1 where the source pixel is valid data
+    preview       (preview_band, y_preview, x_preview) uint8: the model's input
+                  (scene-wide scaling) block-averaged to a coarse grid, for
+                  quicklooks without re-reading the source (optional)
     scale_k       (y_scale_k, x_scale_k) float32, NaN = not written / nodata
     x, y, band    coordinates of the full grid (pixel centres, CRS units)
     x_scale_k, y_scale_k              coordinates of scale k's grid
@@ -56,7 +59,7 @@ ZARR_FORMAT = 2
 COMPRESSOR = numcodecs.Zstd(level=3)
 LOVI_BANDS = ("red", "green", "blue", "alpha")
 _STAT_NAMES = ("count", "sum", "sum_of_squares")
-_RESERVED_NAMES = {"combined", "lovi", "valid", "band", "x", "y", "spatial_ref", "pass1_done", "pass1_stats"}
+_RESERVED_NAMES = {"combined", "lovi", "valid", "band", "x", "y", "spatial_ref", "pass1_done", "pass1_stats", "preview_band"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def create_store(
     n_blocks: int,
     attrs: dict[str, Any],
     extra_full: tuple[str, ...] = (),
+    preview: GridSpec | None = None,
+    preview_bands: int = 3,
 ) -> None:
     """Create the store at ``path`` with every array filled with its fill value.
 
@@ -109,13 +114,14 @@ def create_store(
     array per entry of ``scales`` named after it on its own grid (chunks of
     that grid's ``chunk``); ``pass1_done`` and ``pass1_stats`` hold
     ``n_blocks`` blocks; ``extra_full`` names further float32 arrays on the
-    full grid (such as ``fast_cam``). ``attrs`` (JSON-serialisable) become the store's
+    full grid (such as ``fast_cam``); ``preview`` adds a ``uint8`` array of
+    ``preview_bands`` bands on that (downsampled) grid, named ``preview``. ``attrs`` (JSON-serialisable) become the store's
     attributes, with the grids recorded under ``"grids"``. Raises
     :class:`FileExistsError` when ``path`` exists.
     """
     if not scales:
         raise ValueError("a store needs at least one scale grid")
-    names = [full.name] + [spec.name for spec in scales] + list(extra_full)
+    names = [full.name] + [spec.name for spec in scales] + list(extra_full) + ([preview.name] if preview else [])
     if len(set(names)) != len(names) or set(names) & _RESERVED_NAMES:
         raise ValueError(f"grid names must be unique and not one of {sorted(_RESERVED_NAMES)}: {names}")
     if os.path.exists(path):
@@ -138,17 +144,25 @@ def create_store(
         georeference = _create_grid(root, crs_wkt, spec, y, x, f"spatial_ref_{spec.name}")
         _create_data(root, spec.name, (spec.height, spec.width), (spec.chunk, spec.chunk), "f4", np.nan, [y, x],
                      long_name=f"raw saliency statistic, {spec.name}", **georeference)
+    if preview is not None:
+        y, x = f"y_{preview.name}", f"x_{preview.name}"
+        georeference = _create_grid(root, crs_wkt, preview, y, x, f"spatial_ref_{preview.name}")
+        _create_coordinate(root, "preview_band", np.arange(1, preview_bands + 1, dtype="u1"),
+                           {"long_name": "band of the model's input"})
+        _create_data(root, preview.name, (preview_bands, preview.height, preview.width),
+                     (preview_bands, preview.chunk, preview.chunk), "u1", None, ["preview_band", y, x],
+                     long_name="the model's input, block-averaged (scene-wide scaling)", **georeference)
     n_scales = len(scales)
     _create_data(root, "pass1_done", (n_blocks,), (1,), "u1", None, ["block"],
                  long_name="block written in pass 1 (1) or not (0)")
     _create_data(root, "pass1_stats", (n_blocks, n_scales, 3), (1, n_scales, 3), "f8", None,
                  ["block", "scale", "stat"], long_name="valid-pixel statistics per block and scale",
                  stat_names=list(_STAT_NAMES), scale_names=[s.name for s in scales])
-    root.attrs.update({**attrs, "Conventions": "CF-1.8", "grids": _grid_records(full, scales)})
+    root.attrs.update({**attrs, "Conventions": "CF-1.8", "grids": _grid_records(full, scales, preview)})
     zarr.consolidate_metadata(os.fspath(path), zarr_format=ZARR_FORMAT)
 
 
-def _grid_records(full: GridSpec, scales: list[GridSpec]) -> dict[str, dict[str, Any]]:
+def _grid_records(full: GridSpec, scales: list[GridSpec], preview: GridSpec | None) -> dict[str, dict[str, Any]]:
     """Per grid name: the arrays on it, their spatial dims, shape, transform and chunk side."""
     def record(spec: GridSpec, arrays: list[str], dims: list[str]) -> dict[str, Any]:
         return {"arrays": arrays, "dims": dims, "shape": [spec.height, spec.width],
@@ -157,6 +171,8 @@ def _grid_records(full: GridSpec, scales: list[GridSpec]) -> dict[str, dict[str,
     records = {full.name: record(full, ["combined", "lovi", "valid"], ["y", "x"])}
     for spec in scales:
         records[spec.name] = record(spec, [spec.name], [f"y_{spec.name}", f"x_{spec.name}"])
+    if preview is not None:
+        records[preview.name] = record(preview, [preview.name], [f"y_{preview.name}", f"x_{preview.name}"])
     return records
 
 
@@ -215,7 +231,7 @@ def _open(path: str | os.PathLike[str], array: str, mode: str = "r") -> zarr.Arr
 def write_region(path: str | os.PathLike[str], array: str, row_off: int, col_off: int, data: np.ndarray) -> None:
     """Write ``data`` into ``array`` with its top-left pixel at (``row_off``, ``col_off``).
 
-    ``data`` is ``[h, w]`` for 2-D arrays and ``[bands, h, w]`` for ``lovi``, in
+    ``data`` is ``[h, w]`` for 2-D arrays and ``[bands, h, w]`` for ``lovi`` and ``preview``, in
     the array's dtype. The region must cover whole chunks: offsets multiples of
     the chunk side, and ``h`` (``w``) a multiple of it unless the region ends at
     the array's last row (column). This keeps concurrent writers off each

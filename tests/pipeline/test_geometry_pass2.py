@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from geosal.config import load_config
 from geosal.models import ModelSpec
+from geosal.pipeline.pass1 import block_mean
 from geosal.pipeline.pass2 import SceneStatistics, upsample_normalised
 from geosal.pipeline.plan import PlanError, choose_bands, scale_grids, target_gsd
 from geosal.raster import inspect_scene
@@ -102,3 +103,29 @@ def test_scale_grids_and_untileable_networks():
         scale_grids(ModelSpec(architecture="alexnet", num_classes=3), load_config(), probe_size=320)
     with pytest.raises(PlanError, match="no module named 'layer9'"):
         scale_grids(rgb_spec(), load_config(overrides={"saliency": {"layers": ["layer1", "layer9"]}}), probe_size=320)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_block_mean_averages_each_footprint(rows, cols, stride, bands, seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (rows * stride, cols * stride, bands), dtype=np.uint8)
+    result = block_mean(pixels, stride)
+    assert result.shape == (bands, rows, cols) and result.dtype == np.uint8
+    for b in range(bands):
+        for r in range(rows):
+            for c in range(cols):
+                footprint = pixels[r * stride:(r + 1) * stride, c * stride:(c + 1) * stride, b]
+                assert abs(int(result[b, r, c]) - footprint.mean()) <= 0.5
+
+
+@pytest.mark.parametrize("side, block, expected", [(504, 1024, 1), (2018, 1024, 2), (16136, 1024, 16), (16136, 768, 16), (50000, 768, 64), (300000, 768, 256)])
+def test_preview_stride_reaches_the_quicklook_side_when_the_block_allows(side, block, expected):
+    from types import SimpleNamespace
+
+    from geosal.pipeline.plan import PREVIEW_SIDE, ScenePlan
+
+    plan = SimpleNamespace(grid=SimpleNamespace(height=side, width=side // 2), tile=block // 2, block_tiles=2)
+    plan.block = block
+    stride = ScenePlan.preview_stride.fget(plan)
+    assert stride == expected and block % stride == 0
+    assert side / stride <= PREVIEW_SIDE or block % (2 * stride)

@@ -115,3 +115,24 @@ def test_resampling_and_small_scene_notes(outputs):
     assert colorado["tile"] < 256
     landsat = xr.open_zarr(outputs / "landsat_rgb_300m_nodata0" / "saliency.zarr").attrs
     assert any("native resolution" in note for note in landsat["notes"])
+
+
+@pytest.mark.parametrize("name", SCENE_FILES)
+def test_preview_is_the_model_input_on_its_own_georeferenced_grid(outputs, name):
+    store = outputs / Path(name).stem / "saliency.zarr"
+    dataset = xr.open_zarr(store)
+    stride = dataset.attrs["grids"]["preview"]["transform"][0] / dataset.attrs["grids"]["full"]["transform"][0]
+    transform = dataset.combined.rio.transform() * Affine.scale(round(stride))
+    preview = dataset.preview.values
+    assert preview.dtype == np.uint8 and preview.shape[0] in (1, 3)
+    assert dataset.preview.rio.transform().almost_equals(transform, precision=1e-9)
+    with rasterio.open(f'ZARR:"{store}":/preview') as gdal_view:
+        assert gdal_view.count == preview.shape[0] and gdal_view.transform.almost_equals(transform, precision=1e-9)
+    # an independent rendering of the same ground: GDAL's average of the source bands at the preview's shape
+    with rasterio.open(SCENES / name) as source:
+        bands = list(range(1, min(3, source.count) + 1)) if preview.shape[0] == 3 else [1]
+        reference = source.read(bands, out_shape=(len(bands), *preview.shape[1:]), resampling=Resampling.average)
+        valid = source.dataset_mask(out_shape=preview.shape[1:], resampling=Resampling.nearest) > 0
+    for ours, theirs in zip(preview, reference):
+        correlation = np.corrcoef(ours[valid].astype(float), theirs[valid].astype(float))[0, 1]
+        assert correlation > 0.95, f"preview band correlates {correlation:.3f} with the source"
