@@ -2,6 +2,7 @@
 
     python -m workflows.bench_pipeline throughput   # end-to-end tiles/s against the bare forward, same tiles, same run
     python -m workflows.bench_pipeline memory       # peak RSS: 16384 x 16384 scene against 2048 x 2048, same settings
+    python -m workflows.bench_pipeline memory --resample native   # the same without resampling: full batches in both
 
 Scenes are mosaics of ``../shared/data/scenes/manila_oam_10cm.tif`` built in a
 temporary folder. Everything runs in-process (``--scheduler in-process``) so
@@ -76,9 +77,9 @@ def throughput(args) -> None:
     print(f"  ratio end to end / bare forward: {100 * bare / total:.1f}%   (pass 1 alone: {100 * bare / result.seconds['pass1']:.1f}%)")
 
 
-def peak_rss_of_run(scene: Path, out: Path, compile: bool) -> dict:
+def peak_rss_of_run(scene: Path, out: Path, compile: bool, resample: str) -> dict:
     """Run ``geosal run`` in-process in a child Python and return its peak RSS and time."""
-    argv = ["run", str(scene), str(out), "--scheduler", "in-process"] + (["--compile"] if compile else [])
+    argv = ["run", str(scene), str(out), "--scheduler", "in-process", "--resample", resample] + (["--compile"] if compile else [])
     code = (
         "import json, resource, sys, time\n"
         "from geosal.cli import main\n"
@@ -98,7 +99,7 @@ def memory(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for size in (2048, args.size):
             scene = mosaic(SOURCE, Path(folder) / f"mosaic_{size}.tif", size)
-            results[size] = peak_rss_of_run(scene, Path(folder) / f"out_{size}", args.compile)
+            results[size] = peak_rss_of_run(scene, Path(folder) / f"out_{size}", args.compile, args.resample)
             print(f"  {size:6d} x {size:<6d} px: peak RSS {results[size]['peak_rss_mib']:8.0f} MiB, {results[size]['seconds']:.0f} s")
             scene.unlink()
     ratio = results[args.size]["peak_rss_mib"] / results[2048]["peak_rss_mib"]
