@@ -139,9 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     existing.add_argument("--resume", action="store_true", help="continue an interrupted run, recomputing only unfinished blocks")
     add_run_options(run)
     run.set_defaults(handler=command_run)
+    # imported here, not at the top: these modules reuse this module's run options
     from geosal.archive.cli import add_submit_command
-    add_submit_command(commands)
     from geosal.evaluation.cli import add_evaluate_command
+
+    add_submit_command(commands)
     add_evaluate_command(commands)
     return parser
 
