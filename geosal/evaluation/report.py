@@ -92,6 +92,14 @@ def _style(method: str, index: int = 0) -> dict:
     return {**style, "linewidth": 1.3, "alpha": 0.9}
 
 
+def _save_figure(plt, figure, legend_axis, path: Path) -> None:
+    """Put the legend to the right of ``legend_axis``, write ``figure`` as a PNG at ``path`` and free it."""
+    legend_axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.tight_layout()
+    figure.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(figure)
+
+
 def timing_table(results: Path) -> dict[tuple[str, int], dict]:
     path = results / "timing.json"
     if not path.exists():
@@ -232,10 +240,7 @@ def _plot_kar_roar(path: Path, summary: dict) -> None:
         axis.set_xlabel("percent of the image")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("validation accuracy after retraining (%)")
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    figure.tight_layout()
-    figure.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(figure)
+    _save_figure(plt, figure, axes[1], path)
 
 
 # --- layers (Table 1 / Table 4) -----------------------------------------------------------------------
@@ -325,11 +330,8 @@ def write_layers(results: Path) -> str | None:
     axis.set_xticks(range(1, 6), [f"L{k}" for k in range(1, 6)])
     axis.set_ylabel("(z_roar - roar) + (kar - z_kar)")
     axis.set_title("Per-layer difference score (like the paper's Figure 4)", fontsize=10)
-    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(results / "layers.png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
+    _save_figure(plt, figure, axis, results / "layers.png")
     return markdown_table(["Statistic", "Difference score", "Information score"], table1)
 
 
@@ -399,10 +401,7 @@ def write_road(results: Path) -> str | None:
         axis.set_xlabel("percent of pixels removed and imputed")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy of the original model (%)")
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    figure.tight_layout()
-    figure.savefig(results / "road.png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
+    _save_figure(plt, figure, axes[1], results / "road.png")
     return markdown_table(compact_head, compact)
 
 
@@ -462,10 +461,7 @@ def write_deletion(results: Path) -> str | None:
         axis.set_xlabel(f"percent of pixels {'deleted' if kind == 'deletion' else 'inserted'}")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("probability of the predicted class")
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    figure.tight_layout()
-    figure.savefig(results / "deletion.png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
+    _save_figure(plt, figure, axes[1], results / "deletion.png")
     return markdown_table(head, rows)
 
 
