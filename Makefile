@@ -19,7 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)  ## the shipped model on a real 10 cm aerial scene, on a local Dask cluster
 	$(BIN)/geosal run $(SCENE) out --overwrite
 
-test: $(STAMP)
+test: $(STAMP)  ## lint, then the whole test suite
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## SMOE cost against the forward pass and gradient methods

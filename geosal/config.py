@@ -13,8 +13,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from geosal.errors import GeosalError
+from geosal.saliency.catalog import STATISTIC_NAMES
 
-class ConfigError(ValueError):
+
+class ConfigError(GeosalError, ValueError):
     """An invalid configuration file or value; the message names the key."""
 
 
@@ -55,11 +58,9 @@ class SaliencyConfig(_Section):
     @field_validator("statistic")
     @classmethod
     def _known_statistic(cls, value: str) -> str:
-        from geosal.saliency.statistics import STATISTICS
-
-        if value not in STATISTICS:
-            raise ValueError(f"unknown statistic {value!r}; choose one of: {', '.join(STATISTICS)}")
-        if STATISTICS[value].pre_activation:
+        if value not in STATISTIC_NAMES:
+            raise ValueError(f"unknown statistic {value!r}; choose one of: {', '.join(STATISTIC_NAMES)}")
+        if STATISTIC_NAMES[value].pre_activation:
             raise ValueError(f"{value} needs pre-activation tensors, which the scene pipeline does not capture")
         return value
 
@@ -162,7 +163,7 @@ class RunConfig(_Section):
     archive: ArchiveConfig = ArchiveConfig()
 
     @model_validator(mode="after")
-    def _percentiles_ordered(self) -> "RunConfig":
+    def _percentiles_ordered(self) -> RunConfig:
         if self.input.low_percentile >= self.input.high_percentile:
             raise ValueError("input.low_percentile must be below input.high_percentile")
         return self

@@ -10,10 +10,7 @@ import torch
 import torchvision
 from PIL import Image
 
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared"
-SCENES = SHARED / "data" / "scenes"
-UCMERCED = SHARED / "data" / "ucmerced"
+from tests import paths
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +23,7 @@ def resnet18() -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def aerial_batch() -> torch.Tensor:
     """Eight real UC Merced patches as a normalised ``[8, 3, 224, 224]`` float tensor."""
-    files = sorted(UCMERCED.glob("*/*00.jpg"))[:8]
+    files = sorted(paths.UCMERCED.glob("*/*00.jpg"))[:8]
     images = [np.array(Image.open(f).convert("RGB").resize((224, 224))) for f in files]
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
     return (x - 0.45) / 0.25
@@ -35,4 +32,4 @@ def aerial_batch() -> torch.Tensor:
 @pytest.fixture(scope="session")
 def scenes_dir() -> Path:
     """The folder of real test GeoTIFFs beside the project (read-only: never write there)."""
-    return SCENES
+    return paths.SCENES

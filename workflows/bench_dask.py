@@ -28,7 +28,7 @@ def tasks(args) -> None:
     """Tasks grow with blocks, not tiles; per-task scheduler overhead from a no-op map of the same shape."""
     from geosal.cluster import DaskExecutor
     from geosal.config import load_config
-    from geosal.pipeline.plan import plan_scene
+    from geosal.pipeline import RunSettings, SceneJob, plan_scene
     from workflows.mosaic import mosaic
 
     config = load_config(overrides={"input": {"resample": "native"}})
@@ -42,13 +42,14 @@ def tasks(args) -> None:
             else:  # a virtual raster of the same mosaic: planning needs no pixels beyond a sample
                 _virtual_mosaic(SOURCE, scene.with_suffix(".vrt"), size)
                 scene = scene.with_suffix(".vrt")
-            plan = plan_scene(scene, config)
+            plan, _ = plan_scene(scene, config)
             print(f"{size:>10d} {plan.n_tiles:>8d} {plan.n_blocks:>22d} {plan.n_tiles / plan.n_blocks:>15.1f}")
         with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
             executor = DaskExecutor(client)
+            job = SceneJob("bench", plan, RunSettings(), "")
             for count in (100, 1000):
                 started = time.perf_counter()
-                for _ in executor.map(_noop, plan, list(range(count)), label="bench-noop"):
+                for _ in executor.map(_noop, job, list(range(count)), stage="noop"):
                     pass
                 seconds = time.perf_counter() - started
                 print(f"scheduler round trip of {count} no-op tasks (in-flight cap {executor.max_in_flight}): "
@@ -79,7 +80,7 @@ def layouts(args) -> None:
     """The same scene on 1 worker x 2 threads, 2 workers x 1 thread and in-process."""
     from geosal.cluster import DaskExecutor
     from geosal.config import load_config
-    from geosal.pipeline import execute_scene, prepare_scene
+    from geosal.pipeline import execute_scene, prepare_scene, runner_key
     from workflows.mosaic import mosaic
 
     with tempfile.TemporaryDirectory() as folder:
@@ -94,7 +95,7 @@ def layouts(args) -> None:
                     Client(cluster) as client:
                 executor = DaskExecutor(client)
                 prepared = prepare_scene(scene, Path(folder) / f"{workers}x{threads}", config)
-                executor.ensure_model(prepared.plan)  # model construction is not throughput
+                executor.ensure_model(runner_key(prepared.job))  # model construction is not throughput
                 client.run(lambda: None)
                 started = time.perf_counter()
                 result = execute_scene(prepared, executor, progress=False)

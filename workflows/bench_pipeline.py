@@ -46,7 +46,7 @@ def bare_forward_seconds(plan, tiles: list[np.ndarray]) -> float:
 
 def throughput(args) -> None:
     from geosal.config import load_config
-    from geosal.pipeline import prepare_scene, execute_scene
+    from geosal.pipeline import execute_scene, prepare_scene
     from geosal.pipeline.pass1 import read_block_pixels, runner_key
     from geosal.pipeline.runner import tile_runner
     from workflows.mosaic import mosaic

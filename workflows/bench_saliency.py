@@ -20,8 +20,10 @@ import torch
 import torchvision
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from geosal.saliency import FastCAM, ScaleHooks, combine, normal_cdf, smoe_scale_eager, smoe_scale_fused
-from geosal.saliency.statistics import Statistic
+from geosal.saliency import FastCAM, ScaleHooks
+from geosal.saliency.combine import combine
+from geosal.saliency.normalize import normal_cdf
+from geosal.saliency.statistics import Statistic, smoe_scale_eager, smoe_scale_fused
 from geosal.saliency.traced import TracedSaliencyNetwork, trace_with_layers
 
 LAYERS = ["relu", "layer1", "layer2", "layer3", "layer4"]
@@ -191,11 +193,14 @@ def main(argv=None) -> None:
     print(f"  hooks + fused kernel, forward difference {100 * (t['forward + SMOE hooks (fused kernel)'] / base - 1):6.2f}%")
     print(f"  hooks + eager Eq. 2, forward difference  {100 * (t['forward + SMOE hooks (eager Eq. 2)'] / base - 1):6.2f}%")
     compiled = t["compiled forward"]
-    print(f"  compiled, SMOE inside the graph         {100 * (t['compiled forward with SMOE in the graph'] / compiled - 1):6.2f}%   (compiled forward is {100 * (1 - compiled / base):.0f}% faster than eager)")
+    in_graph = 100 * (t["compiled forward with SMOE in the graph"] / compiled - 1)
+    print(f"  compiled, SMOE inside the graph         {in_graph:6.2f}%   "
+          f"(compiled forward is {100 * (1 - compiled / base):.0f}% faster than eager)")
     print(f"  normalise + combine                     {100 * t['normalise + combine 5 maps to input size'] / base:6.2f}%")
 
     print("\nExtra cost over the forward pass, relative to SMOE (fused kernel):")
-    for name in ["Guided Backprop (captum)", "Guided Backprop + SmoothGrad^2, 15 samples", "Grad-CAM++ (pytorch-grad-cam)", "Fast-CAM (SMOE x Grad-CAM++, head-only gradients)"]:
+    for name in ["Guided Backprop (captum)", "Guided Backprop + SmoothGrad^2, 15 samples", "Grad-CAM++ (pytorch-grad-cam)",
+                 "Fast-CAM (SMOE x Grad-CAM++, head-only gradients)"]:
         extra = t[name] - base
         print(f"  {name:52s} {extra / smoe:9.0f}x")
 
@@ -203,7 +208,8 @@ def main(argv=None) -> None:
     eager_bytes = smoe_live_bytes(model, images, smoe_scale_eager) / args.batch
     maps_bytes = sum(m[0].numel() * m.element_size() for m in maps)
     print(f"\nExtra memory per {args.size}x{args.size} tile (allocator level, peak live bytes inside the SMOE calls):")
-    print(f"  fused kernel  {fused_bytes:12,.0f} B   (the five float32 maps alone: {maps_bytes:,} B; paper: about {PAPER_BYTES_PER_TILE:,} B)")
+    print(f"  fused kernel  {fused_bytes:12,.0f} B   "
+          f"(the five float32 maps alone: {maps_bytes:,} B; paper: about {PAPER_BYTES_PER_TILE:,} B)")
     print(f"  eager Eq. 2   {eager_bytes:12,.0f} B")
 
 

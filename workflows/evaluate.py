@@ -4,7 +4,7 @@
     python -m workflows.evaluate --estimate              # projected time on this machine, nothing run
     python -m workflows.evaluate --protocol layers       # the optional per-layer protocol
 
-The same options and code as ``geosal evaluate`` (geosal/evaluation/cli.py);
+The same options and code as ``geosal evaluate`` (geosal/cli/evaluate.py);
 see docs/evaluation.md. Reruns resume from the finished cells.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from geosal.evaluation.cli import main
+from geosal.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

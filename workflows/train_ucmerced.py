@@ -124,7 +124,8 @@ def main(argv=None) -> None:
     mean, std = channel_statistics(train.images)
     print(f"{len(train)} training / {len(val)} validation images, {len(data.classes)} classes; mean {mean} std {std}")
 
-    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed, bf16=not args.no_bf16)
+    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
+                            bf16=not args.no_bf16)
     network = build_network(args.architecture, num_classes=len(data.classes))
     monitor = SaliencyMonitor(val.images[SALIENCY_BATCH], mean, std, args.out / "saliency")
     log_file = (args.out / "train.log").open("w")

@@ -12,7 +12,7 @@ Modules: :mod:`~geosal.archive.sources` (folder and glob discovery),
 (safe output folder names), :mod:`~geosal.archive.outcome` (per-scene records),
 :mod:`~geosal.archive.submit` (planning and execution), and the writers
 :mod:`~geosal.archive.catalog`, :mod:`~geosal.archive.summary`,
-:mod:`~geosal.archive.report`; :mod:`~geosal.archive.cli` is the command.
+:mod:`~geosal.archive.report`.
 """
 
 from geosal.archive.errors import ArchiveError

@@ -84,13 +84,13 @@ class SceneOutcome:
         return self.tiles_computed / pass1 if pass1 > 0 else 0.0
 
     @classmethod
-    def failed(cls, scene: ArchiveScene, error: BaseException | str, stage: str, seconds: dict[str, float] | None = None) -> "SceneOutcome":
+    def failed(cls, scene: ArchiveScene, error: BaseException | str, stage: str, seconds: dict[str, float] | None = None) -> SceneOutcome:
         """A failure at ``stage`` with ``error`` (an exception or a message)."""
         message = error if isinstance(error, str) else describe_error(error)
         return cls(scene.name, scene.source, "failed", error=message, stage=stage, seconds=dict(seconds or {}))
 
     @classmethod
-    def completed(cls, scene: ArchiveScene, result: SceneResult, plan_seconds: float, run_seconds: float) -> "SceneOutcome":
+    def completed(cls, scene: ArchiveScene, result: SceneResult, plan_seconds: float, run_seconds: float) -> SceneOutcome:
         """A scene computed in this run (``result`` from :func:`~geosal.pipeline.execute_scene`)."""
         seconds = {"plan": plan_seconds, **{k: v for k, v in result.seconds.items() if k != "total"}}
         seconds["total"] = plan_seconds + run_seconds
@@ -99,7 +99,7 @@ class SceneOutcome:
                    output_bytes=folder_bytes(result.output), notes=tuple(result.notes))
 
     @classmethod
-    def already_complete(cls, scene: ArchiveScene, folder: Path) -> "SceneOutcome":
+    def already_complete(cls, scene: ArchiveScene, folder: Path) -> SceneOutcome:
         """A scene whose output folder exists from an earlier run (tile and block
         counts are read from its Zarr attributes when possible)."""
         tiles, blocks = completed_counts(folder)

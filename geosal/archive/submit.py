@@ -112,10 +112,6 @@ def execute_scenes(
             outcomes.append(_execute_one(*entry, executor))
             on_done(outcomes[-1])
         return outcomes
-    ensure_model = getattr(executor, "ensure_model", None)
-    if ensure_model is not None:  # register the worker plugin once, here, rather than racing from the threads
-        for _, prepared, _ in ready:
-            ensure_model(prepared.plan)
     pool = ThreadPoolExecutor(max_workers=max_scenes_in_flight, thread_name_prefix="geosal-scene")
     try:
         pending = list(ready)
@@ -200,9 +196,9 @@ def submit_archive(
             if executor is not None:
                 finished = execute_scenes(ready, executor, in_flight, done)
             else:
-                from geosal.cli import executor_for
+                from geosal.cluster import open_executor
 
-                with executor_for(config, quiet=quiet) as own:
+                with open_executor(config.compute, quiet=quiet) as own:
                     finished = execute_scenes(ready, own, in_flight, done)
             settled.update((o.name, o) for o in finished)
     ran = time.perf_counter()

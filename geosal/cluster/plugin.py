@@ -2,39 +2,51 @@
 
 :class:`ModelPlugin` carries only the small :class:`~geosal.pipeline.runner.RunnerKey`
 (model spec and saliency settings). On each worker's ``setup`` it builds the
-runner into the process-wide cache of :mod:`geosal.pipeline.runner`, on the
+runner into its own :class:`~geosal.pipeline.runner.RunnerCache`, on the
 worker's device, and sets torch's thread count to the worker's thread count.
-Tasks then find the model with ``tile_runner(key)``: one construction per
-worker per model spec.
+Pass-1 tasks are submitted as :func:`call_with_runner`, which finds the plugin
+on the worker and hands its runner to the block function: one construction per
+worker per model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
+from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from geosal.pipeline import runner
-from geosal.pipeline.runner import RunnerKey, tile_runner
+from geosal.pipeline.runner import RunnerCache, RunnerKey
 
 
 class ModelPlugin(WorkerPlugin):
-    """Build the runners for ``keys`` when a worker starts (or when the plugin is registered).
+    """Build the runner for ``key`` when a worker starts (or when the plugin is registered).
 
     Args:
-        keys: one :class:`RunnerKey` per model configuration the tasks will use.
+        key: the model configuration the tasks will use.
     """
 
-    def __init__(self, keys: list[RunnerKey]):
-        self.keys = list(keys)
+    def __init__(self, key: RunnerKey):
+        self.key = key
+        self.runners: RunnerCache | None = None  # made on the worker: the client's copy is only pickled
 
     def setup(self, worker) -> None:
+        self.runners = RunnerCache()
         threads = getattr(worker.state, "nthreads", None) or getattr(worker, "nthreads", None)
         if threads:
             torch.set_num_threads(int(threads))
-        for key in self.keys:
-            tile_runner(key)
+        self.runners.get(self.key)
 
 
-def model_constructions() -> int:
-    """How many runners this process has built (for tests and diagnostics)."""
-    return runner.constructions
+def call_with_runner(plugin: str, key: RunnerKey, function: Callable[..., Any], *args: Any) -> Any:
+    """On a worker: ``function(*args, runner=...)`` with the runner of the plugin named ``plugin``."""
+    return function(*args, runner=get_worker().plugins[plugin].runners.get(key))
+
+
+def model_constructions(dask_worker) -> int:
+    """How many runners the model plugins of a worker have built: ``client.run(model_constructions)``
+    (Dask passes each worker as ``dask_worker``)."""
+    plugins = dask_worker.plugins.values()
+    return sum(p.runners.constructions for p in plugins if isinstance(p, ModelPlugin) and p.runners is not None)

@@ -32,7 +32,7 @@ class LabelledImages:
     classes: list[str]
     paths: list[str]
 
-    def subset(self, indices: np.ndarray) -> "LabelledImages":
+    def subset(self, indices: np.ndarray) -> LabelledImages:
         """The images at ``indices`` (an integer array), in that order."""
         return LabelledImages(
             self.images[indices], self.labels[indices], self.classes, [self.paths[i] for i in indices]

@@ -14,7 +14,7 @@ Modules, one job each:
 - :mod:`~geosal.evaluation.cells`: resumable per-cell results;
 - :mod:`~geosal.evaluation.report`: CSV, Markdown, plots, README;
 - :mod:`~geosal.evaluation.config`, :mod:`~geosal.evaluation.runner`,
-  :mod:`~geosal.evaluation.estimate`, :mod:`~geosal.evaluation.cli`: settings, orchestration,
+  :mod:`~geosal.evaluation.estimate`: settings, orchestration,
   cost projection and the ``evaluate`` command.
 """
 

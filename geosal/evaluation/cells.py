@@ -19,8 +19,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from geosal.errors import GeosalError
 
-class SettingsMismatch(ValueError):
+
+class SettingsMismatch(GeosalError, ValueError):
     """The results folder holds cells computed with other settings."""
 
 

@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from geosal.evaluation.methods import (
-    KAR_ROAR_DEFAULT, MAIN_METHODS, TABLE1_STATISTICS, EvaluationError, get_methods, layer_methods,
+    KAR_ROAR_DEFAULT,
+    MAIN_METHODS,
+    TABLE1_STATISTICS,
+    EvaluationError,
+    get_methods,
+    layer_methods,
 )
 
 PROTOCOLS = ("kar-roar", "road", "deletion", "layers")
@@ -124,7 +129,7 @@ class EvaluationConfig:
     def retrain_crop(self) -> int:
         return self.crop if self.crop is not None else max(8, round(self.image_size * 7 / 8))
 
-    def with_overrides(self, **changes) -> "EvaluationConfig":
+    def with_overrides(self, **changes) -> EvaluationConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict:

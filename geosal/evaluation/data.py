@@ -54,7 +54,7 @@ class Split:
             images[i] = decode_image(path, size)
         return images
 
-    def head(self, per_class: int | None) -> "Split":
+    def head(self, per_class: int | None) -> Split:
         """The first ``per_class`` images of each class (all when ``None``)."""
         if per_class is None:
             return self

@@ -26,7 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from geosal.evaluation.masking import saliency_ranks
 from geosal.evaluation.scores import auc
-from geosal.saliency import selected_count
+from geosal.saliency.masks import selected_count
 
 KINDS = ("deletion", "insertion")
 

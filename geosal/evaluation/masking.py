@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from geosal.saliency import kar_mask, roar_mask, selected_count
+from geosal.saliency.masks import kar_mask, roar_mask, selected_count
 
 MODES = ("kar", "roar")
 

@@ -36,9 +36,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from geosal.saliency import STATISTICS, FastCAM, SaliencyMaps, combine, find_scale_layers, upsample
+from geosal.errors import GeosalError
+from geosal.saliency import FastCAM, SaliencyMaps, find_scale_layers
+from geosal.saliency.combine import combine, upsample
+from geosal.saliency.statistics import STATISTICS
 
-class EvaluationError(ValueError):
+
+class EvaluationError(GeosalError, ValueError):
     """A request the evaluation cannot serve (unknown method, wrong model or data); one line for the user."""
 
 

@@ -207,7 +207,7 @@ def write_kar_roar(results: Path, name: str = "kar-roar") -> str | None:
     ]
     if incomplete:
         text += [f"Incomplete (cells still missing): {', '.join(incomplete)}.", ""]
-    text += [f"![accuracy against percentage](kar_roar.png)", ""]
+    text += ["![accuracy against percentage](kar_roar.png)", ""]
     (results / "kar_roar.md").write_text("\n".join(text))
     _plot_kar_roar(results / "kar_roar.png", summary)
     score_head = ["Method", "KAR", "ROAR", "SUM", "D vs random", "I vs random", "ms / image", "time x SMOE"]

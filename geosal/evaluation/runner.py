@@ -26,7 +26,14 @@ from geosal.evaluation.data import Split, load_splits
 from geosal.evaluation.kar_roar import RetrainData, layer_cells, plan_cells, run_cells
 from geosal.evaluation.masking import mean_colour_uint8
 from geosal.evaluation.methods import (
-    METHODS, EvaluationError, Method, MethodContext, MethodOptions, get_methods, layer_methods, time_methods,
+    METHODS,
+    EvaluationError,
+    Method,
+    MethodContext,
+    MethodOptions,
+    get_methods,
+    layer_methods,
+    time_methods,
 )
 from geosal.evaluation.road import ORDERS, road_accuracy
 from geosal.evaluation.saliency_store import SaliencyStore, model_fingerprint

@@ -53,7 +53,7 @@ class ModelSpec:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelSpec":
+    def from_dict(cls, data: dict) -> ModelSpec:
         """Inverse of :meth:`to_dict`; unknown keys are a :class:`ValueError`."""
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
@@ -62,6 +62,6 @@ class ModelSpec:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
-    def with_overrides(self, **overrides) -> "ModelSpec":
+    def with_overrides(self, **overrides) -> ModelSpec:
         """A copy with some fields replaced (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-from geosal.pipeline.pass1 import PREVIEW_ARRAY
+from geosal.pipeline.job import SceneJob
 from geosal.pipeline.plan import PREVIEW_SIDE, ScenePlan
 from geosal.raster import (
     make_item,
@@ -21,6 +20,7 @@ from geosal.raster import (
     write_qml_rgba,
     write_quicklook,
 )
+from geosal.raster.store import COMBINED, FAST_CAM, LOVI, PREVIEW
 
 QUICKLOOK_SIDE = PREVIEW_SIDE
 
@@ -30,30 +30,30 @@ def working_transform(plan: ScenePlan) -> tuple[float, ...]:
     return tuple(plan.grid.transform(plan.scene)[:6])
 
 
-def export_layers(plan: ScenePlan, folder: Path, with_fast_cam: bool) -> list[str]:
+def export_layers(job: SceneJob, folder: Path, with_fast_cam: bool) -> list[str]:
     """Write ``combined.tif``, ``lovi.tif`` (and ``fast_cam.tif``) as COGs with their ``.qml`` styles.
 
     Returns the names of the files written.
     """
-    crs = plan.scene.crs_wkt
-    transform = working_transform(plan)
+    crs = job.plan.scene.crs_wkt
+    transform = working_transform(job.plan)
     written = []
-    layers = [("combined", False)] + ([("fast_cam", False)] if with_fast_cam else [])
-    for name, _ in layers:
-        write_cog(plan.store_path, name, folder / f"{name}.tif", crs, transform, nodata=float("nan"))
+    for name in [COMBINED] + ([FAST_CAM] if with_fast_cam else []):
+        write_cog(job.store, name, folder / f"{name}.tif", crs, transform, nodata=float("nan"))
         write_qml_pseudocolor(folder / f"{name}.qml")
         written += [f"{name}.tif", f"{name}.qml"]
-    write_cog(plan.store_path, "lovi", folder / "lovi.tif", crs, transform, alpha=True)
+    write_cog(job.store, LOVI, folder / "lovi.tif", crs, transform, alpha=True)
     write_qml_rgba(folder / "lovi.qml")
     return written + ["lovi.tif", "lovi.qml"]
 
 
-def export_quicklook(plan: ScenePlan, folder: Path) -> None:
+def export_quicklook(job: SceneJob, folder: Path) -> None:
     """``quicklook.png``: the scene (the preview pass 1 stored: the model's input,
     scene-wide scaling, never a re-read of the source), the combined map and LOVI."""
+    plan = job.plan
     stride = plan.preview_stride
     rows, cols = -(-plan.grid.height // stride), -(-plan.grid.width // stride)
-    scene = read_region(plan.store_path, PREVIEW_ARRAY, 0, 0, rows, cols)
+    scene = read_region(job.store, PREVIEW, 0, 0, rows, cols)
     step = max(1, -(-max(rows, cols) // QUICKLOOK_SIDE))  # when the block side capped the preview stride
     scene = scene[:, ::step, ::step]
     combined = read_overview(folder / "combined.tif", (1,), QUICKLOOK_SIDE)[0]
@@ -61,8 +61,9 @@ def export_quicklook(plan: ScenePlan, folder: Path) -> None:
     write_quicklook(folder / "quicklook.png", scene[:3] if len(scene) >= 3 else scene[:1], combined, lovi)
 
 
-def export_stac(plan: ScenePlan, folder: Path, metadata: dict, with_fast_cam: bool) -> None:
+def export_stac(job: SceneJob, folder: Path, metadata: dict, with_fast_cam: bool) -> None:
     """``item.json``: a STAC Item linking every output and the source scene."""
+    plan = job.plan
     resolution = abs(plan.grid.transform(plan.scene).a)
     float_band = {"data_type": "float32", "nodata": float("nan"), "statistics": {"minimum": 0.0, "maximum": 1.0},
                   "spatial_resolution": resolution, "unit": "1"}
@@ -79,7 +80,8 @@ def export_stac(plan: ScenePlan, folder: Path, metadata: dict, with_fast_cam: bo
     }
     if with_fast_cam:
         assets["fast_cam"] = {**assets["combined"], "href": "./fast_cam.tif", "title": "Fast-CAM (SMOE x Grad-CAM)"}
-    properties = {f"geosal:{k}": v for k, v in metadata.items() if k in ("model", "statistic", "weights", "layers", "tile", "halo", "notes")}
-    item = make_item(plan.name, plan.scene, working_transform(plan), (plan.grid.height, plan.grid.width),
+    described = ("model", "statistic", "weights", "layers", "tile", "halo", "notes")
+    properties = {f"geosal:{k}": v for k, v in metadata.items() if k in described}
+    item = make_item(job.name, plan.scene, working_transform(plan), (plan.grid.height, plan.grid.width),
                      assets, properties, source_href=str(Path(plan.scene.path).resolve()))
     write_item(item, folder / "item.json")

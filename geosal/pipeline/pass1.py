@@ -1,7 +1,7 @@
 """Pass 1 of a scene, one block at a time: tiles through the network, raw maps to Zarr.
 
-:func:`run_block` is a pure function of the plan and a block index (plus the
-per-process model): it reads the block's window with its halo, runs the tiles,
+:func:`run_block` is a pure function of the scene job and a block index (plus
+the runner its executor hands it): it reads the block's window with its halo, runs the tiles,
 keeps the core of every tile's maps, writes them as whole chunks, and returns
 the block's valid-pixel statistics per scale. Rerunning a block rewrites the
 same bytes.
@@ -12,19 +12,13 @@ from __future__ import annotations
 import numpy as np
 import rasterio
 
-from geosal.pipeline.plan import ScenePlan
-from geosal.pipeline.runner import RunnerKey, tile_runner
+from geosal.pipeline.job import SceneJob
+from geosal.pipeline.runner import TileRunner
 from geosal.raster import bound_gdal_cache, mark_block_done, read_window, to_uint8, write_region
-
-CAM_ARRAY = "cam"
-PREVIEW_ARRAY = "preview"
+from geosal.raster.store import CAM, PREVIEW, VALID
 
 
-def runner_key(plan: ScenePlan) -> RunnerKey:
-    return RunnerKey(plan.spec, tuple(s.layer for s in plan.scales), plan.statistic, plan.device, plan.autocast, plan.compile)
-
-
-def read_block_pixels(plan: ScenePlan, index: int) -> tuple[np.ndarray, np.ndarray]:
+def read_block_pixels(job: SceneJob, index: int) -> tuple[np.ndarray, np.ndarray]:
     """The block's core plus halo as model input.
 
     Returns:
@@ -32,9 +26,10 @@ def read_block_pixels(plan: ScenePlan, index: int) -> tuple[np.ndarray, np.ndarr
         invalid pixels filled with the scene's band means so collars and
         edges look neutral to the network) and ``valid`` bool of the same size.
     """
+    plan = job.plan
     row, col = plan.block_origin(index)
     size = plan.block + 2 * plan.halo
-    bound_gdal_cache(plan.gdal_cache_mb)
+    bound_gdal_cache(job.settings.gdal_cache_mb)
     with rasterio.open(plan.scene.path) as dataset:
         data, valid = read_window(dataset, plan.scene, plan.grid, row - plan.halo, col - plan.halo, size, size)
     data = data.astype(np.float64, copy=False)
@@ -51,26 +46,26 @@ def footprint_any_all(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.nd
     return blocks.any(axis=(1, 3)), blocks.all(axis=(1, 3))
 
 
-def run_block(plan: ScenePlan, index: int) -> np.ndarray:
-    """Process block ``index`` and mark it done.
+def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
+    """Process block ``index`` with ``runner`` (the job's model) and mark it done.
 
     Returns:
         ``float64`` ``[n_maps, 3]``: count, sum and sum of squares of the raw
         values whose footprint is entirely valid, per scale (then the CAM when
         the plan has a Fast-CAM class).
     """
-    pixels, valid = read_block_pixels(plan, index)
+    plan, store, batch_size = job.plan, job.store, job.settings.batch_size
+    pixels, valid = read_block_pixels(job, index)
     halo, tile, block = plan.halo, plan.tile, plan.block
     offsets = plan.tiles_in_block(index)
     span = tile + 2 * halo
-    runner = tile_runner(runner_key(plan))
     blocks = [np.full((block // s.stride, block // s.stride), np.nan, np.float32) for s in plan.scales]
     cam_stride = plan.scales[-1].stride
     cam_block = np.full((block // cam_stride, block // cam_stride), np.nan, np.float32)
-    for first in range(0, len(offsets), plan.batch_size):
-        batch = offsets[first : first + plan.batch_size]
+    for first in range(0, len(offsets), batch_size):
+        batch = offsets[first : first + batch_size]
         tiles = np.stack([pixels[r : r + span, c : c + span] for r, c in batch])
-        padded = _pad_batch(tiles, plan.batch_size) if plan.compile else tiles
+        padded = _pad_batch(tiles, batch_size) if job.settings.compile else tiles
         if plan.fast_cam_class is None:
             maps = runner.raw_maps(padded)
         else:
@@ -85,21 +80,21 @@ def run_block(plan: ScenePlan, index: int) -> np.ndarray:
     stats = []
     arrays = [(s.name, s.stride, b) for s, b in zip(plan.scales, blocks)]
     if plan.fast_cam_class is not None:
-        arrays.append((CAM_ARRAY, cam_stride, cam_block))
+        arrays.append((CAM, cam_stride, cam_block))
     for name, stride, values in arrays:
         any_valid, all_valid = footprint_any_all(core_valid, stride)
         values = np.where(any_valid, values, np.nan)
         kept = values[all_valid & np.isfinite(values)].astype(np.float64)
         stats.append((kept.size, kept.sum(), np.square(kept).sum()))
         out_rows, out_cols = -(-rows // stride), -(-cols // stride)
-        write_region(plan.store_path, name, row // stride, col // stride, values[:out_rows, :out_cols])
-    write_region(plan.store_path, "valid", row, col, core_valid[:rows, :cols].astype(np.uint8))
+        write_region(store, name, row // stride, col // stride, values[:out_rows, :out_cols])
+    write_region(store, VALID, row, col, core_valid[:rows, :cols].astype(np.uint8))
     stride = plan.preview_stride
     preview = block_mean(pixels[halo : halo + block, halo : halo + block, : plan.preview_bands], stride)
-    write_region(plan.store_path, PREVIEW_ARRAY, row // stride, col // stride,
+    write_region(store, PREVIEW, row // stride, col // stride,
                  preview[:, : -(-rows // stride), : -(-cols // stride)])
     stats = np.asarray(stats, dtype=np.float64)
-    mark_block_done(plan.store_path, index, stats)
+    mark_block_done(store, index, stats)
     return stats
 
 

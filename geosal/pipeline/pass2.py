@@ -21,10 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geosal.pipeline.pass1 import CAM_ARRAY
-from geosal.pipeline.plan import ScenePlan
+from geosal.pipeline.job import SceneJob
 from geosal.raster import read_region, write_region
-from geosal.saliency import lovi_uint8, normal_cdf
+from geosal.raster.store import CAM, COMBINED, FAST_CAM, LOVI, VALID
+from geosal.saliency.lovi import lovi_uint8
+from geosal.saliency.normalize import normal_cdf
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class SceneStatistics:
     count: tuple[int, ...]
 
     @classmethod
-    def from_blocks(cls, stats: np.ndarray) -> "SceneStatistics":
+    def from_blocks(cls, stats: np.ndarray) -> SceneStatistics:
         """Reduce per-block ``[n_blocks, n_maps, 3]`` (count, sum, sum of squares) in float64."""
         count, total, squares = stats.sum(axis=0).T
         mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
@@ -66,23 +67,24 @@ def upsample_normalised(region: np.ndarray, stride: int, mean: float, std: float
     return out.numpy()
 
 
-def _scale_region(plan: ScenePlan, name: str, stride: int, row: int, col: int, rows: int, cols: int,
+def _scale_region(store: str, name: str, stride: int, row: int, col: int, rows: int, cols: int,
                   mean: float, std: float) -> np.ndarray:
     """The normalised map ``name`` upsampled onto working pixels ``[row:row+rows, col:col+cols]``."""
     map_row, map_col = row // stride - 1, col // stride - 1
-    region = read_region(plan.store_path, name, map_row, map_col, -(-rows // stride) + 2, -(-cols // stride) + 2)
+    region = read_region(store, name, map_row, map_col, -(-rows // stride) + 2, -(-cols // stride) + 2)
     up = upsample_normalised(region, stride, mean, std)
     top, left = row - map_row * stride, col - map_col * stride
     return up[top : top + rows, left : left + cols]
 
 
-def run_chunk(plan: ScenePlan, index: int, statistics: SceneStatistics) -> None:
+def run_chunk(job: SceneJob, index: int, statistics: SceneStatistics) -> None:
     """Write ``combined``, ``lovi`` (and ``fast_cam``) for the chunk under block ``index``."""
+    plan, store = job.plan, job.store
     row, col = plan.block_origin(index)
     rows, cols = plan.block_shape(index)
-    valid = read_region(plan.store_path, "valid", row, col, rows, cols).astype(bool)
+    valid = read_region(store, VALID, row, col, rows, cols).astype(bool)
     upsampled = np.stack([
-        _scale_region(plan, s.name, s.stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
+        _scale_region(store, s.name, s.stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
         for k, s in enumerate(plan.scales)
     ])
     weights = np.asarray(plan.weights, dtype=np.float32).reshape(-1, 1, 1)
@@ -91,14 +93,14 @@ def run_chunk(plan: ScenePlan, index: int, statistics: SceneStatistics) -> None:
     norm = (present * weights).sum(0)
     combined = np.divide(total, norm, out=np.full_like(total, np.nan), where=norm > 0)
     combined = np.where(valid, np.clip(combined, 0, 1), np.nan).astype(np.float32)
-    write_region(plan.store_path, "combined", row, col, combined)
+    write_region(store, COMBINED, row, col, combined)
 
     rgb = lovi_uint8(torch.from_numpy(np.nan_to_num(upsampled, nan=0.0))[None])[0].numpy()
     alpha = np.where(valid, 255, 0).astype(np.uint8)
-    write_region(plan.store_path, "lovi", row, col, np.concatenate([rgb * valid, alpha[None]]).astype(np.uint8))
+    write_region(store, LOVI, row, col, np.concatenate([rgb * valid, alpha[None]]).astype(np.uint8))
 
     if plan.fast_cam_class is not None:
         k = len(plan.scales)
-        cam = _scale_region(plan, CAM_ARRAY, plan.scales[-1].stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
+        cam = _scale_region(store, CAM, plan.scales[-1].stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
         fast_cam = np.where(valid, combined * np.nan_to_num(cam, nan=0.0), np.nan).astype(np.float32)
-        write_region(plan.store_path, "fast_cam", row, col, fast_cam)
+        write_region(store, FAST_CAM, row, col, fast_cam)

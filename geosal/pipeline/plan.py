@@ -1,9 +1,15 @@
-"""Plan one scene: everything the block and chunk functions need, decided once.
+"""Plan one scene: everything that defines its result, decided once.
 
-A :class:`ScenePlan` is small and picklable: Dask ships it to every task. It
-fixes the scene and its selected bands, the working grid (the scene resampled
-to the model's ground sample distance, or native), the scene-wide intensity
-scaling, the model spec and its scale ends, and the tile / block geometry.
+A :class:`ScenePlan` is small and picklable and holds exactly what determines
+the output bytes: the scene and its selected bands, the working grid (the
+scene resampled to the model's ground sample distance, or native), the
+scene-wide intensity scaling, the model spec and its scale ends, the weights,
+the statistic, the precision of the forward and the tile / block geometry. Its
+:meth:`~ScenePlan.fingerprint` hashes all of it (plus the source file's
+identity) so that a resumed run can only continue the same computation. How a
+run executes (device, compilation, batch size, caches) is a
+:class:`~geosal.pipeline.settings.RunSettings`; where it writes and under which
+name is a :class:`~geosal.pipeline.job.SceneJob`.
 
 Geometry, on the working grid of ``height x width`` pixels:
 
@@ -30,22 +36,30 @@ import rasterio
 import torch
 
 from geosal.config import RunConfig
+from geosal.errors import GeosalError
 from geosal.models import ModelSpec, build_network, resolve_spec
 from geosal.raster import (
-    BandScaling, RasterInputError, SceneInfo, WorkingGrid, bound_gdal_cache, compute_scaling, inspect_scene, working_grid,
+    BandScaling,
+    RasterInputError,
+    SceneInfo,
+    WorkingGrid,
+    bound_gdal_cache,
+    compute_scaling,
+    inspect_scene,
+    working_grid,
 )
-from geosal.saliency import describe_scales, resolve_weights
+from geosal.saliency import describe_scales
+from geosal.saliency.combine import resolve_weights
 from geosal.saliency.hooks import ScaleHooks
 
-
 PROBE_SIZE = 256
-PREVIEW_SIDE = 1024
-"""Longer side (working pixels / preview stride) the scene preview aims at."""
 """Side of the probe input that finds the scale ends and their strides (a
 multiple of 32, the stride of the deepest common CNNs)."""
+PREVIEW_SIDE = 1024
+"""Longer side (working pixels / preview stride) the scene preview aims at."""
 
 
-class PlanError(ValueError):
+class PlanError(GeosalError, ValueError):
     """The scene and the configuration cannot work together (one clear line)."""
 
 
@@ -60,9 +74,21 @@ class ScaleGrid:
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """Everything fixed before any block runs. See the module docstring for the geometry."""
+    """Everything that defines a scene's result. See the module docstring for the geometry.
 
-    name: str
+    Attributes:
+        scene: the source raster and its selected bands.
+        grid: the working grid (pixels the model sees).
+        scaling: scene-wide mapping of source values to uint8, and the nodata fill.
+        spec: the model.
+        scales: the scale ends and their strides, finest first.
+        weights: Eq. 3's weight per scale.
+        statistic: the per-location statistic (``smoe_scale``).
+        precision: ``none`` (float32) or the autocast dtype of the forward (``bf16``, ``fp16``).
+        tile, halo, block_tiles: the tiling, in working pixels and tiles.
+        fast_cam_class: class index of the Fast-CAM layer, or None.
+    """
+
     scene: SceneInfo
     grid: WorkingGrid
     scaling: BandScaling
@@ -70,17 +96,11 @@ class ScenePlan:
     scales: tuple[ScaleGrid, ...]
     weights: tuple[float, ...]
     statistic: str
+    precision: str
     tile: int
     halo: int
     block_tiles: int
-    batch_size: int
     fast_cam_class: int | None
-    device: str
-    autocast: str
-    compile: bool
-    notes: tuple[str, ...]
-    store_path: str = ""
-    gdal_cache_mb: int = 256
 
     @property
     def block(self) -> int:
@@ -142,7 +162,7 @@ class ScenePlan:
         if os.path.exists(self.scene.path):  # local file: a changed file must not be resumed
             stat = os.stat(self.scene.path)
             source += [stat.st_size, int(stat.st_mtime)]
-        record = {"plan": asdict(self) | {"notes": None, "device": None, "store_path": None, "gdal_cache_mb": None}, "source": source}
+        record = {"plan": asdict(self), "source": source}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -232,8 +252,11 @@ def _scale_grids(architecture: str, num_classes: int, input_bands: int, requeste
     return tuple(grids)
 
 
-def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> ScenePlan:
-    """Inspect the scene and fix every decision of the run.
+def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[str, ...]]:
+    """Inspect the scene and fix every decision that defines the result.
+
+    Returns:
+        The plan, and the notes worth telling the user (resampling, band choice, ...).
 
     Raises:
         RasterInputError: the scene cannot be read or is unsupported.
@@ -261,8 +284,7 @@ def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> 
     notes = tuple(n for n in (band_note, gsd_note) if n)
     if tile < tiling.tile:
         notes += (f"scene smaller than a tile: tile reduced to {tile} px",)
-    return ScenePlan(
-        name=name or Path(path).stem,
+    plan = ScenePlan(
         scene=info,
         grid=grid,
         scaling=scaling,
@@ -270,17 +292,13 @@ def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> 
         scales=scales,
         weights=weights,
         statistic=config.saliency.statistic,
+        precision=config.compute.autocast,
         tile=tile,
         halo=tiling.halo,
         block_tiles=tiling.block_tiles,
-        batch_size=tiling.batch_size,
         fast_cam_class=resolve_class(spec, config.saliency.fast_cam_class),
-        device=config.compute.device,
-        autocast=config.compute.autocast,
-        compile=config.compute.compile,
-        notes=notes,
-        gdal_cache_mb=config.compute.gdal_cache_mb,
     )
+    return plan, notes
 
 
 def resolve_class(spec: ModelSpec, value: str | int | None) -> int | None:

@@ -1,9 +1,10 @@
-"""The per-process model that pass 1 uses, built once and reused by every block.
+"""The model that pass 1 runs: a network with saliency hooks, built once per process and reused.
 
-:func:`tile_runner` keeps one :class:`TileRunner` per (model spec, saliency
-settings) in the process. On a Dask worker the worker plugin builds it at
-start-up (``geosal.cluster``), so tasks never carry a model; in-process runs
-build it on first use. ``constructions`` counts how many were built.
+A :class:`TileRunner` turns batches of uint8 tiles into raw per-scale maps (and,
+for Fast-CAM, the class map at the last scale). Runners are expensive to build
+(weights, scale discovery, compilation), so executors keep them in a
+:class:`RunnerCache` keyed by :class:`RunnerKey`: the in-process executor holds
+one, each Dask worker holds one in its model plugin (:mod:`geosal.cluster.plugin`).
 """
 
 from __future__ import annotations
@@ -16,21 +17,27 @@ import numpy as np
 import torch
 
 from geosal.models import ModelSpec, load_from_spec
-from geosal.saliency import SaliencyMaps, grad_cam
-from geosal.saliency.cam import _GradientAfter
-from geosal.saliency.hooks import ScaleHooks
+from geosal.pipeline.job import SceneJob
+from geosal.saliency import FastCAM, SaliencyMaps
 
 
 @dataclass(frozen=True)
 class RunnerKey:
-    """What identifies a runner: the model and how saliency is computed on it."""
+    """What identifies a runner: the model, how saliency is computed on it, and where it runs."""
 
     spec: ModelSpec
     layers: tuple[str, ...]
     statistic: str
+    precision: str
     device: str
-    autocast: str
     compile: bool
+
+
+def runner_key(job: SceneJob) -> RunnerKey:
+    """The runner a scene's pass-1 tasks need."""
+    plan, settings = job.plan, job.settings
+    return RunnerKey(plan.spec, tuple(s.layer for s in plan.scales), plan.statistic, plan.precision, settings.device,
+                     settings.compile)
 
 
 def resolve_device(device: str) -> str:
@@ -51,13 +58,14 @@ class TileRunner:
         self.key = key
         self.device = torch.device(resolve_device(key.device))
         self.model = load_from_spec(key.spec, self.device)
-        self.saliency = SaliencyMaps(self.model.network, list(key.layers), key.statistic, compile=key.compile)
+        self.maps = SaliencyMaps(self.model.network, list(key.layers), key.statistic, compile=key.compile)
+        self.cam = FastCAM(self.model.network, list(key.layers), method="gradcam", statistic=key.statistic)
         self.lock = threading.Lock()  # one forward at a time per process: threads share the model
 
     def _autocast(self):
-        if self.key.autocast == "none":
+        if self.key.precision == "none":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.key.autocast == "bf16" else torch.float16
+        dtype = torch.bfloat16 if self.key.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
     def raw_maps(self, tiles: np.ndarray) -> list[np.ndarray]:
@@ -73,36 +81,33 @@ class TileRunner:
         with self.lock, torch.no_grad():
             x = self.model.preprocess(tiles)
             with self._autocast():
-                maps, _ = self.saliency.raw_maps(x)
+                maps, _ = self.maps.raw_maps(x)
             return [m.float().cpu().numpy() for m in maps]
 
     def raw_maps_and_cam(self, tiles: np.ndarray, target: int) -> tuple[list[np.ndarray], np.ndarray]:
         """As :meth:`raw_maps`, plus the unnormalised Grad-CAM ``[N, h, w]`` of
         class ``target`` at the last scale (gradients only through the head)."""
-        layers = list(self.key.layers)
-        network = self.model.network
         with self.lock:
             x = self.model.preprocess(tiles)
-            with ScaleHooks(network, layers, self.saliency.statistic) as hooks, _GradientAfter(network, layers[-1]) as head:
-                with torch.no_grad(), self._autocast():
-                    logits = network(x)
-                    score = logits.float()[:, target].sum()
-                    (gradients,) = torch.autograd.grad(score, head.activation)
-            cam = grad_cam(head.activation.detach(), gradients)
-            return [m.float().cpu().numpy() for m in hooks.maps], cam.cpu().numpy()
+            with self._autocast():
+                maps, cam, _, _ = self.cam.raw_maps_and_cam(x, target)
+            return [m.float().cpu().numpy() for m in maps], cam.cpu().numpy()
 
 
-_runners: dict[RunnerKey, TileRunner] = {}
-_runners_lock = threading.Lock()
-constructions = 0
+class RunnerCache:
+    """The runners of one process (or one Dask worker), built on first use, thread-safe."""
 
+    def __init__(self) -> None:
+        self._runners: dict[RunnerKey, TileRunner] = {}
+        self._lock = threading.Lock()
+        self.constructions = 0
+        """How many runners this cache has built (for tests and diagnostics)."""
 
-def tile_runner(key: RunnerKey) -> TileRunner:
-    """The process's runner for ``key``, built on first use."""
-    global constructions
-    with _runners_lock:
-        runner = _runners.get(key)
-        if runner is None:
-            runner = _runners[key] = TileRunner(key)
-            constructions += 1
-        return runner
+    def get(self, key: RunnerKey) -> TileRunner:
+        """The runner for ``key``, built on first use."""
+        with self._lock:
+            runner = self._runners.get(key)
+            if runner is None:
+                runner = self._runners[key] = TileRunner(key)
+                self.constructions += 1
+            return runner

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,15 +20,20 @@ from tqdm import tqdm
 
 import geosal
 from geosal.config import RunConfig
+from geosal.errors import GeosalError
 from geosal.pipeline.executor import Executor, InProcessExecutor
 from geosal.pipeline.export import export_layers, export_quicklook, export_stac
-from geosal.pipeline.pass1 import CAM_ARRAY, PREVIEW_ARRAY, run_block
+from geosal.pipeline.job import SceneJob
+from geosal.pipeline.pass1 import run_block
 from geosal.pipeline.pass2 import SceneStatistics, run_chunk
 from geosal.pipeline.plan import ScenePlan, plan_scene
-from geosal.raster import GridSpec, bound_gdal_cache, block_stats, create_store, done_blocks, update_attrs
+from geosal.pipeline.runner import runner_key
+from geosal.pipeline.settings import RunSettings
+from geosal.raster import GridSpec, block_stats, bound_gdal_cache, create_store, done_blocks, update_attrs
+from geosal.raster.store import CAM, FAST_CAM, PREVIEW
 
 
-class OutputError(ValueError):
+class OutputError(GeosalError, ValueError):
     """The output location cannot be used (exists, not writable, or a mismatched partial run)."""
 
 
@@ -67,11 +72,11 @@ def grids(plan: ScenePlan) -> tuple[GridSpec, list[GridSpec]]:
     maps = [full.downsampled(s.stride, s.name, plan.block // s.stride) for s in plan.scales]
     if plan.fast_cam_class is not None:
         stride = plan.scales[-1].stride
-        maps.append(full.downsampled(stride, CAM_ARRAY, plan.block // stride))
+        maps.append(full.downsampled(stride, CAM, plan.block // stride))
     return full, maps
 
 
-def run_metadata(plan: ScenePlan) -> dict:
+def run_metadata(plan: ScenePlan, notes: tuple[str, ...]) -> dict:
     """The run description stored in the Zarr attributes and the STAC Item."""
     return {
         "geosal_version": geosal.__version__,
@@ -87,14 +92,16 @@ def run_metadata(plan: ScenePlan) -> dict:
         "working_grid": asdict(plan.grid),
         "scaling": asdict(plan.scaling),
         "fast_cam_class": plan.fast_cam_class,
-        "notes": list(plan.notes),
+        "precision": plan.precision,
+        "notes": list(notes),
         "fingerprint": plan.fingerprint(),
     }
 
 
-def _prepare(plan: ScenePlan, out_root: Path, overwrite: bool, resume: bool) -> tuple[Path, Path, bool]:
+def _prepare(plan: ScenePlan, notes: tuple[str, ...], name: str, out_root: Path, overwrite: bool,
+             resume: bool) -> tuple[Path, Path, bool]:
     """Decide the partial and final folders; returns ``(partial, final, complete_already)``."""
-    final, partial = out_root / plan.name, out_root / f".{plan.name}.partial"
+    final, partial = out_root / name, out_root / f".{name}.partial"
     if final.exists():
         if resume and not overwrite:
             return partial, final, True
@@ -102,7 +109,7 @@ def _prepare(plan: ScenePlan, out_root: Path, overwrite: bool, resume: bool) -> 
             raise OutputError(f"{final} already exists: pass --overwrite to replace it or --resume to keep it")
     try:
         out_root.mkdir(parents=True, exist_ok=True)
-        probe = out_root / f".{plan.name}.write-test"
+        probe = out_root / f".{name}.write-test"
         probe.touch()
         probe.unlink()
     except OSError as error:
@@ -119,9 +126,9 @@ def _prepare(plan: ScenePlan, out_root: Path, overwrite: bool, resume: bool) -> 
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     full, maps = grids(plan)
-    extra = ("fast_cam",) if plan.fast_cam_class is not None else ()
-    preview = full.downsampled(plan.preview_stride, PREVIEW_ARRAY, plan.block // plan.preview_stride)
-    create_store(store, plan.scene.crs_wkt, full, maps, plan.n_blocks, run_metadata(plan), extra_full=extra,
+    extra = (FAST_CAM,) if plan.fast_cam_class is not None else ()
+    preview = full.downsampled(plan.preview_stride, PREVIEW, plan.block // plan.preview_stride)
+    create_store(store, plan.scene.crs_wkt, full, maps, plan.n_blocks, run_metadata(plan, notes), extra_full=extra,
                  preview=preview, preview_bands=plan.preview_bands)
     return partial, final, False
 
@@ -130,12 +137,18 @@ def _prepare(plan: ScenePlan, out_root: Path, overwrite: bool, resume: bool) -> 
 class PreparedScene:
     """A planned scene whose output folders are ready (see :func:`prepare_scene`)."""
 
-    plan: ScenePlan
+    job: SceneJob
     config: RunConfig
+    notes: tuple[str, ...]
     partial: Path
     final: Path
     complete: bool
     started: float
+
+    @property
+    def plan(self) -> ScenePlan:
+        """The scene's plan."""
+        return self.job.plan
 
 
 def prepare_scene(
@@ -155,58 +168,60 @@ def prepare_scene(
         RasterInputError, ModelLoadError, PlanError, OutputError: bad input, one line each.
     """
     started = time.perf_counter()
-    plan = plan_scene(path, config, name)
-    partial, final, complete = _prepare(plan, Path(out_root), overwrite, resume)
-    plan = replace(plan, store_path=str(partial / "saliency.zarr"))
-    return PreparedScene(plan, config, partial, final, complete, started)
+    plan, notes = plan_scene(path, config)
+    name = name or Path(path).stem
+    partial, final, complete = _prepare(plan, notes, name, Path(out_root), overwrite, resume)
+    job = SceneJob(name, plan, RunSettings.from_config(config), str(partial / "saliency.zarr"))
+    return PreparedScene(job, config, notes, partial, final, complete, started)
 
 
 def execute_scene(prepared: PreparedScene, executor: Executor | None = None, progress: bool = True) -> SceneResult:
     """Run pass 1 (blocks not yet done), the statistics, pass 2 and the export, then publish."""
-    plan, config, partial, final = prepared.plan, prepared.config, prepared.partial, prepared.final
+    job, config, partial, final = prepared.job, prepared.config, prepared.partial, prepared.final
+    plan, name, notes = job.plan, job.name, prepared.notes
     if prepared.complete:
-        return SceneResult(plan.name, final, plan.n_tiles, 0, plan.n_blocks, plan.n_blocks, {"total": 0.0}, plan.notes, skipped=True)
+        return SceneResult(name, final, plan.n_tiles, 0, plan.n_blocks, plan.n_blocks, {"total": 0.0}, notes, skipped=True)
     executor = executor or InProcessExecutor()
     seconds: dict[str, float] = {}
 
-    done = done_blocks(plan.store_path)
+    done = done_blocks(job.store)
     todo = [i for i in range(plan.n_blocks) if not done[i]]
     tiles_todo = sum(len(plan.tiles_in_block(i)) for i in todo)
     stage = time.perf_counter()
-    with tqdm(total=tiles_todo, unit="tile", desc=f"{plan.name} pass 1", disable=not progress, leave=False) as bar:
-        for index, _ in executor.map(run_block, plan, todo, label=f"{plan.name}-pass1"):
+    with tqdm(total=tiles_todo, unit="tile", desc=f"{name} pass 1", disable=not progress, leave=False) as bar:
+        for index, _ in executor.map(run_block, job, todo, stage="pass1", model=runner_key(job)):
             bar.update(len(plan.tiles_in_block(index)))
     seconds["pass1"] = time.perf_counter() - stage
 
-    statistics = SceneStatistics.from_blocks(block_stats(plan.store_path))
+    statistics = SceneStatistics.from_blocks(block_stats(job.store))
     stage = time.perf_counter()
-    with tqdm(total=plan.n_blocks, unit="chunk", desc=f"{plan.name} pass 2", disable=not progress, leave=False) as bar:
-        for _ in executor.map(run_chunk, plan, list(range(plan.n_blocks)), statistics, label=f"{plan.name}-pass2"):
+    with tqdm(total=plan.n_blocks, unit="chunk", desc=f"{name} pass 2", disable=not progress, leave=False) as bar:
+        for _ in executor.map(run_chunk, job, list(range(plan.n_blocks)), statistics, stage="pass2"):
             bar.update(1)
     seconds["pass2"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
-    bound_gdal_cache(plan.gdal_cache_mb)
+    bound_gdal_cache(job.settings.gdal_cache_mb)
     with_cam = plan.fast_cam_class is not None
-    metadata = run_metadata(plan) | {
+    metadata = run_metadata(plan, notes) | {
         "scene_statistics": asdict(statistics),
         "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    update_attrs(plan.store_path, metadata)
+    update_attrs(job.store, metadata)
     (partial / "config.yaml").write_text(_yaml(config))
     if config.output.cog or config.output.quicklook or config.output.stac:
-        export_layers(plan, partial, with_cam)
+        export_layers(job, partial, with_cam)
     if config.output.quicklook:
-        export_quicklook(plan, partial)
+        export_quicklook(job, partial)
     if config.output.stac and plan.scene.crs_wkt:
-        export_stac(plan, partial, metadata, with_cam)
+        export_stac(job, partial, metadata, with_cam)
     seconds["export"] = time.perf_counter() - stage
 
     if final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)
     seconds["total"] = time.perf_counter() - prepared.started
-    return SceneResult(plan.name, final, plan.n_tiles, tiles_todo, plan.n_blocks, plan.n_blocks - len(todo), seconds, plan.notes)
+    return SceneResult(name, final, plan.n_tiles, tiles_todo, plan.n_blocks, plan.n_blocks - len(todo), seconds, notes)
 
 
 def run_scene(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from geosal.errors import GeosalError
 
-class RasterInputError(ValueError):
+
+class RasterInputError(GeosalError, ValueError):
     """A user-supplied raster or raster setting cannot be used.
 
     The message is a single line of the form ``"<file>: <problem>"``, fit to be

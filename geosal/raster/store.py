@@ -57,9 +57,32 @@ from affine import Affine
 
 ZARR_FORMAT = 2
 COMPRESSOR = numcodecs.Zstd(level=3)
+
+COMBINED = "combined"
+"""The combined map (Eq. 3)."""
+LOVI = "lovi"
+"""The LOVI rendering (Eqs. 4-7), RGBA."""
+FAST_CAM = "fast_cam"
+"""Fast-CAM: the combined map times the class map (optional)."""
+VALID = "valid"
+"""Where the source pixel is valid data."""
+PREVIEW = "preview"
+"""The model's input, block-averaged, for quicklooks."""
+CAM = "cam"
+"""The raw Grad-CAM map at the last scale (optional, with Fast-CAM)."""
+DONE = "pass1_done"
+"""Pass-1 bookkeeping: block done flags."""
+STATS = "pass1_stats"
+"""Pass-1 bookkeeping: each block's valid-pixel statistics per raw map."""
+
 LOVI_BANDS = ("red", "green", "blue", "alpha")
 _STAT_NAMES = ("count", "sum", "sum_of_squares")
-_RESERVED_NAMES = {"combined", "lovi", "valid", "band", "x", "y", "spatial_ref", "pass1_done", "pass1_stats", "preview_band"}
+_RESERVED_NAMES = {COMBINED, LOVI, VALID, "band", "x", "y", "spatial_ref", DONE, STATS, "preview_band"}
+
+
+def scale_array(index: int) -> str:
+    """Name of the raw map of scale ``index`` (1 = finest): ``scale_1``, ``scale_2``, ..."""
+    return f"scale_{index}"
 
 
 @dataclass(frozen=True)
@@ -129,15 +152,15 @@ def create_store(
     root = zarr.open_group(os.fspath(path), mode="w-", zarr_format=ZARR_FORMAT)
     georeference = _create_grid(root, crs_wkt, full, "y", "x", "spatial_ref")
     chunk = (full.chunk, full.chunk)
-    _create_data(root, "combined", (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
+    _create_data(root, COMBINED, (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
                  long_name="combined saliency", units="1", valid_range=[0.0, 1.0], **georeference)
     for name in extra_full:
         _create_data(root, name, (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
                      long_name=name.replace("_", " "), units="1", **georeference)
-    _create_data(root, "valid", (full.height, full.width), chunk, "u1", None, ["y", "x"],
+    _create_data(root, VALID, (full.height, full.width), chunk, "u1", None, ["y", "x"],
                  long_name="source pixel is valid data (1) or nodata (0)", **georeference)
     _create_coordinate(root, "band", np.arange(1, 5, dtype="u1"), {"long_name": "band (red, green, blue, alpha)"})
-    _create_data(root, "lovi", (4, full.height, full.width), (4, *chunk), "u1", None, ["band", "y", "x"],
+    _create_data(root, LOVI, (4, full.height, full.width), (4, *chunk), "u1", None, ["band", "y", "x"],
                  long_name="LOVI rendering", band_names=list(LOVI_BANDS), **georeference)
     for spec in scales:
         y, x = f"y_{spec.name}", f"x_{spec.name}"
@@ -153,9 +176,9 @@ def create_store(
                      (preview_bands, preview.chunk, preview.chunk), "u1", None, ["preview_band", y, x],
                      long_name="the model's input, block-averaged (scene-wide scaling)", **georeference)
     n_scales = len(scales)
-    _create_data(root, "pass1_done", (n_blocks,), (1,), "u1", None, ["block"],
+    _create_data(root, DONE, (n_blocks,), (1,), "u1", None, ["block"],
                  long_name="block written in pass 1 (1) or not (0)")
-    _create_data(root, "pass1_stats", (n_blocks, n_scales, 3), (1, n_scales, 3), "f8", None,
+    _create_data(root, STATS, (n_blocks, n_scales, 3), (1, n_scales, 3), "f8", None,
                  ["block", "scale", "stat"], long_name="valid-pixel statistics per block and scale",
                  stat_names=list(_STAT_NAMES), scale_names=[s.name for s in scales])
     root.attrs.update({**attrs, "Conventions": "CF-1.8", "grids": _grid_records(full, scales, preview)})
@@ -168,7 +191,7 @@ def _grid_records(full: GridSpec, scales: list[GridSpec], preview: GridSpec | No
         return {"arrays": arrays, "dims": dims, "shape": [spec.height, spec.width],
                 "transform": list(spec.transform[:6]), "chunk": spec.chunk}
 
-    records = {full.name: record(full, ["combined", "lovi", "valid"], ["y", "x"])}
+    records = {full.name: record(full, [COMBINED, LOVI, VALID], ["y", "x"])}
     for spec in scales:
         records[spec.name] = record(spec, [spec.name], [f"y_{spec.name}", f"x_{spec.name}"])
     if preview is not None:
@@ -280,18 +303,18 @@ def mark_block_done(path: str | os.PathLike[str], block: int, stats: np.ndarray)
     valid raw values per scale (stored as float64). Call it only once the
     block's maps are written, so a done block is always complete.
     """
-    _open(path, "pass1_stats", "r+")[block] = np.asarray(stats, dtype=np.float64)
-    _open(path, "pass1_done", "r+")[block] = 1
+    _open(path, STATS, "r+")[block] = np.asarray(stats, dtype=np.float64)
+    _open(path, DONE, "r+")[block] = 1
 
 
 def done_blocks(path: str | os.PathLike[str]) -> np.ndarray:
     """Bool ``[n_blocks]``: True for the blocks marked done."""
-    return _open(path, "pass1_done")[:] == 1
+    return _open(path, DONE)[:] == 1
 
 
 def block_stats(path: str | os.PathLike[str]) -> np.ndarray:
     """Float64 ``[n_blocks, n_scales, 3]``: count, sum and sum of squares per block and scale (0 if not done)."""
-    return _open(path, "pass1_stats")[:]
+    return _open(path, STATS)[:]
 
 
 def update_attrs(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:

@@ -45,7 +45,8 @@ def grad_cam_plus_plus(activations: Tensor, gradients: Tensor) -> Tensor:
     a, g = activations.float(), gradients.float()
     g2 = g * g
     denominator = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g
-    alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, torch.ones_like(denominator)), torch.zeros_like(g))
+    nonzero = denominator != 0
+    alpha = torch.where(nonzero, g2 / torch.where(nonzero, denominator, torch.ones_like(denominator)), torch.zeros_like(g))
     weights = (alpha * g.clamp_min(0)).sum(dim=(2, 3), keepdim=True)
     return (weights * a).sum(1).clamp_min(0)
 
@@ -70,7 +71,7 @@ class _GradientAfter:
         torch.set_grad_enabled(True)  # restored by the caller's no_grad() on exit
         return self.activation.clone()  # a non-leaf, so in-place ops downstream are allowed
 
-    def __enter__(self) -> "_GradientAfter":
+    def __enter__(self) -> _GradientAfter:
         self._handle = self.module.register_forward_hook(self._hook)
         return self
 
@@ -134,9 +135,30 @@ class FastCAM:
         self.saliency = SaliencyMaps(model, layers, statistic, weights, normalization)
         self.model = model
 
-    def __call__(self, images: Tensor, target: Tensor | Sequence[int] | None = None) -> FastCAMResult:
-        """Explain ``images`` ``[B, C, H, W]`` for ``target`` (``[B]`` class indices; default: predicted)."""
-        layers = self.saliency._ensure_layers(images)
+    def raw_maps_and_cam(
+        self, images: Tensor, target: Tensor | Sequence[int] | int | None = None
+    ) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
+        """One forward pass: the raw scale maps, the unnormalised class map, the logits and the targets.
+
+        The trunk runs without autograd; only the layers after the last scale
+        end are differentiated (see the module docstring). Use it where the class
+        maps of many images must be normalised together (the scene pipeline
+        normalises with scene-wide statistics); :meth:`__call__` normalises each image.
+
+        Args:
+            images: ``[B, C, H, W]`` as the model expects them (autocast is honoured).
+            target: class index per image ``[B]``, one index for all, or ``None`` (the predicted class).
+
+        Returns:
+            ``(maps, cam, logits, target)``: the raw maps as :meth:`SaliencyMaps.raw_maps`
+            gives them (finest first, ``[B, h_k, w_k]`` float32); ``cam`` ``[B, h_n, w_n]``
+            float32 >= 0 at the last scale, by this object's ``method``; ``logits``
+            ``[B, classes]`` (detached); ``target`` ``[B]`` int64.
+
+        Raises:
+            ValueError: the model does not return logits ``[B, classes]``.
+        """
+        layers = self.saliency.resolve_layers(images)
         with ScaleHooks(self.model, layers, self.saliency.statistic) as hooks, _GradientAfter(self.model, layers[-1]) as head:
             with torch.no_grad():
                 logits = self.model(images)
@@ -144,11 +166,15 @@ class FastCAM:
                     raise ValueError("Fast-CAM needs a classifier that returns logits [B, classes]")
                 if target is None:
                     target = logits.detach().argmax(1)
-                target = torch.as_tensor(target, dtype=torch.long, device=logits.device).view(-1)
-                score = logits.gather(1, target.view(-1, 1)).sum()
+                target = torch.as_tensor(target, dtype=torch.long, device=logits.device).expand(logits.shape[0]).reshape(-1)
+                score = logits.float().gather(1, target.view(-1, 1)).sum()
                 (gradients,) = torch.autograd.grad(score, head.activation)
         cam_function = grad_cam if self.method == "gradcam" else grad_cam_plus_plus
-        cam = normalize_cam(cam_function(head.activation.detach(), gradients))
+        return list(hooks.maps), cam_function(head.activation.detach(), gradients), logits.detach(), target
+
+    def __call__(self, images: Tensor, target: Tensor | Sequence[int] | None = None) -> FastCAMResult:
+        """Explain ``images`` ``[B, C, H, W]`` for ``target`` (``[B]`` class indices; default: predicted)."""
+        maps, cam, logits, target = self.raw_maps_and_cam(images, target)
         size = tuple(images.shape[-2:])
-        saliency = self.saliency.result_from(list(hooks.maps), logits.detach(), size)
-        return FastCAMResult(saliency, upsample(cam, size).clamp_(0, 1), target)
+        saliency = self.saliency.result_from(maps, logits, size)
+        return FastCAMResult(saliency, upsample(normalize_cam(cam), size).clamp_(0, 1), target)

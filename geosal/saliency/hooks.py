@@ -70,7 +70,7 @@ class ScaleHooks:
         self._pre_activation: list[Tensor | None] = [None] * len(self.layers)
         self.maps: list[Tensor | None] = [None] * len(self.layers)
 
-    def __enter__(self) -> "ScaleHooks":
+    def __enter__(self) -> ScaleHooks:
         for index, module in enumerate(self._modules):
             if self.statistic.pre_activation:
                 for inner in module.modules():

@@ -88,7 +88,9 @@ class SaliencyMaps:
             resolve_weights(weights, len(self.layers))
         self._compiled: nn.Module | None = None
 
-    def _ensure_layers(self, images: Tensor) -> list[str]:
+    def resolve_layers(self, images: Tensor) -> list[str]:
+        """The scale-end module names, finest first; with ``layers="auto"`` they are
+        found (once) with :func:`find_scale_layers` for the shape of ``images`` ``[B, C, H, W]``."""
         if self.layers is None:
             self.layers = find_scale_layers(self.model, (1, *images.shape[1:]))
             resolve_weights(self.weights, len(self.layers))
@@ -103,7 +105,7 @@ class SaliencyMaps:
         Returns:
             ``(maps, output)``: maps finest first, each ``[B, h_k, w_k]`` float32.
         """
-        layers = self._ensure_layers(images)
+        layers = self.resolve_layers(images)
         if self.model.training:
             warnings.warn("model is in training mode: batch-norm makes each image's maps depend on the batch", stacklevel=3)
         with torch.no_grad():

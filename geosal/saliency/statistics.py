@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from geosal.saliency.catalog import STATISTIC_NAMES
 from geosal.saliency.native import native_kernel, smoe_scale_op
 
 EPSILON = 1e-6
@@ -316,22 +317,24 @@ class Statistic:
     pre_activation: bool = False
 
 
-STATISTICS: dict[str, Statistic] = {
-    s.name: s
-    for s in (
-        Statistic("smoe_scale", "SMOE Scale", smoe_scale),
-        Statistic("std", "STD", standard_deviation),
-        Statistic("mean", "Mean", mean),
-        Statistic("max", "Max", maximum),
-        Statistic("shannon_entropy", "Shannon Ent", shannon_entropy),
-        Statistic("log_normal_mean", "Log Normal Mean", log_normal_mean),
-        Statistic("log_normal_entropy", "Log Normal ENT", log_normal_entropy),
-        Statistic("truncated_normal_mean", "Trunc Normal Mean", truncated_normal_mean, pre_activation=True),
-        Statistic("truncated_normal_std", "Trunc Normal Std", truncated_normal_std, pre_activation=True),
-        Statistic("truncated_normal_entropy", "Trunc Normal Ent", truncated_normal_entropy, pre_activation=True),
-        Statistic("gamma_scale_mle", "Gamma Scale (MLE)", gamma_scale_mle),
-    )
+_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "smoe_scale": smoe_scale,
+    "std": standard_deviation,
+    "mean": mean,
+    "max": maximum,
+    "shannon_entropy": shannon_entropy,
+    "log_normal_mean": log_normal_mean,
+    "log_normal_entropy": log_normal_entropy,
+    "truncated_normal_mean": truncated_normal_mean,
+    "truncated_normal_std": truncated_normal_std,
+    "truncated_normal_entropy": truncated_normal_entropy,
+    "gamma_scale_mle": gamma_scale_mle,
 }
+
+STATISTICS: dict[str, Statistic] = {
+    name: Statistic(name, entry.label, _FUNCTIONS[name], entry.pre_activation) for name, entry in STATISTIC_NAMES.items()
+}
+"""Every statistic by name (:data:`~geosal.saliency.catalog.STATISTIC_NAMES` with its function)."""
 
 
 def get_statistic(name: str | Statistic) -> Statistic:

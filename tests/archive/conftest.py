@@ -22,7 +22,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geosal.cli import main
 from geosal.models import ModelSpec, save_checkpoint
-from tests.conftest import SCENES
+from tests.paths import SCENES
 
 GOOD_SCENES = sorted(p.name for p in SCENES.glob("*.tif"))
 BAD_SCENES = ("corrupt", "not_georeferenced")

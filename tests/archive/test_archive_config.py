@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from geosal.cli import build_parser, main
-from geosal.archive.cli import archive_config
+from geosal.cli.options import config_from_args
 from geosal.config import ArchiveConfig, ConfigError, RunConfig, load_config
-from tests.conftest import PROJECT
+from tests.paths import PROJECT
 
 SHIPPED = sorted((PROJECT / "configs").glob("*.yaml"))
 
@@ -47,18 +47,17 @@ def test_command_line_overrides_the_archive_section(tmp_path):
     path = tmp_path / "archive.yaml"
     path.write_text("archive:\n  max_scenes_in_flight: 3\n  asset: visual\n")
     args = build_parser().parse_args(["submit", "a", "o", "--config", str(path), "--max-scenes-in-flight", "5"])
-    config = archive_config(args)
+    config = config_from_args(args)
     assert config.archive == ArchiveConfig(max_scenes_in_flight=5, asset="visual")
     args = build_parser().parse_args(["submit", "a", "o", "--asset", "image", "--tile", "256"])
-    config = archive_config(args)
+    config = config_from_args(args)
     assert config.archive.asset == "image" and config.tiling.tile == 256
 
 
-def test_invalid_scenes_in_flight_on_the_command_line_exits_2(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["submit", "a", "o", "--max-scenes-in-flight", "0"])
-    assert exit_info.value.code == 2
-    assert "positive integer" in capsys.readouterr().err
+def test_invalid_scenes_in_flight_on_the_command_line_exits_2(tmp_path, capsys):
+    assert main(["submit", str(tmp_path), str(tmp_path / "out"), "--max-scenes-in-flight", "0"]) == 2
+    assert "archive.max_scenes_in_flight" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_three_documented_configs_are_shipped():

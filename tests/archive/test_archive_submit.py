@@ -15,12 +15,12 @@ import pytest
 import rasterio
 
 from geosal.archive import discover_scenes
-from geosal.archive.cli import archive_config
 from geosal.cli import build_parser, main
-from geosal.pipeline import prepare_scene, run_block
+from geosal.cli.options import config_from_args
+from geosal.pipeline import InProcessExecutor, prepare_scene, run_block, runner_key
 from geosal.raster import done_blocks
 from tests.archive.conftest import BAD_SCENES, GOOD_SCENES, combined, link_scene, read_summary
-from tests.conftest import SCENES
+from tests.paths import SCENES
 
 pytestmark = pytest.mark.slow  # one shared run of every real scene (about a minute on 2 idle cores)
 
@@ -33,7 +33,7 @@ def stem(name: str) -> str:
 
 def config_for(options: list[str]):
     """The RunConfig ``geosal submit`` builds from ``options``."""
-    return archive_config(build_parser().parse_args(["submit", "ARCHIVE", "OUT", *options]))
+    return config_from_args(build_parser().parse_args(["submit", "ARCHIVE", "OUT", *options]))
 
 
 def check_catalog(out: Path, names: list[str]) -> None:
@@ -131,9 +131,10 @@ def test_interrupted_scene_resumes_at_block_level(fast_options, tmp_path):
     plan = prepared.plan
     assert plan.n_blocks == 6
     interrupted = [0, 2, 5]  # pass 1 stopped after three of the six blocks
-    for index in interrupted:
-        run_block(plan, index)
-    assert np.flatnonzero(done_blocks(plan.store_path)).tolist() == interrupted
+    job = prepared.job
+    for _ in InProcessExecutor().map(run_block, job, interrupted, stage="pass1", model=runner_key(job)):
+        pass
+    assert np.flatnonzero(done_blocks(job.store)).tolist() == interrupted
     assert not (out / scene.name).exists()
 
     assert main(["submit", str(archive), str(out), "--resume", *options]) == 0

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 import zarr
 from distributed import Client
 
@@ -23,7 +22,7 @@ from geosal.cluster import DaskExecutor, model_constructions
 from geosal.config import load_config
 from geosal.pipeline import execute_scene, prepare_scene, run_scene
 from geosal.raster import done_blocks
-from tests.conftest import PROJECT, SCENES
+from tests.paths import PROJECT, SCENES
 
 SCENE = SCENES / "manila_oam_10cm.tif"
 TILING = ["--tile", "128", "--halo", "64", "--block-tiles", "1"]
@@ -113,7 +112,7 @@ def test_worker_killed_mid_run_still_completes_identically(cluster, reference, t
         thread = threading.Thread(target=lambda: result.setdefault("r", execute_scene(prepared, DaskExecutor(client), progress=False)))
         thread.start()
         deadline = time.time() + 120
-        while done_blocks(prepared.plan.store_path).sum() < 2 and time.time() < deadline:
+        while done_blocks(prepared.job.store).sum() < 2 and time.time() < deadline:
             time.sleep(0.05)
         workers["w1"].send_signal(signal.SIGKILL)
         workers["w1"].wait()

@@ -9,7 +9,7 @@ import torchvision
 
 from geosal.evaluation.data import load_splits
 from geosal.models import ModelSpec, save_checkpoint
-from tests.conftest import UCMERCED
+from tests.paths import UCMERCED
 
 MEAN, STD = (0.48, 0.49, 0.45), (0.22, 0.21, 0.20)
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from geosal.data import load_labelled_folder
 from geosal.evaluation.data import load_splits
-from tests.conftest import UCMERCED
+from tests.paths import UCMERCED
 
 
 def test_full_split_matches_the_training_split():

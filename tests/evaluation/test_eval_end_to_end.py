@@ -10,11 +10,11 @@ import pytest
 
 from geosal.cli import build_parser
 from geosal.cli import main as geosal_main
+from geosal.cli.evaluate import command_line, config_from_args
 from geosal.evaluation.cells import CellStore, SettingsMismatch
-from geosal.evaluation.cli import command_line, config_from_args
 from geosal.evaluation.config import EvaluationConfig
 from geosal.evaluation.runner import run_evaluation
-from tests.conftest import UCMERCED
+from tests.paths import UCMERCED
 
 TINY = [
     "--methods", "random,smoe_prior", "--percentages", "50", "--image-size", "16", "--saliency-size", "32",

@@ -9,7 +9,7 @@ import torch
 from geosal.evaluation.kar_roar import masked_images, plan_cells
 from geosal.evaluation.masking import keep_mask, mask_uint8, mean_colour_uint8, resize_maps, saliency_ranks, top_from_ranks
 from geosal.evaluation.methods import METHODS, MethodContext, compute_batch
-from geosal.saliency import selected_count
+from geosal.saliency.masks import selected_count
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,19 @@ import pytest
 import torch
 
 from geosal.evaluation.methods import (
-    KAR_ROAR_DEFAULT, MAIN_METHODS, METHODS, MethodContext, MethodOptions, compute_batch, get_methods, layer_methods,
-    random_map, time_methods,
+    KAR_ROAR_DEFAULT,
+    MAIN_METHODS,
+    METHODS,
+    MethodContext,
+    MethodOptions,
+    compute_batch,
+    get_methods,
+    layer_methods,
+    random_map,
+    time_methods,
 )
-from geosal.saliency import SaliencyMaps, upsample
+from geosal.saliency import SaliencyMaps
+from geosal.saliency.combine import upsample
 
 
 @pytest.fixture(scope="module")

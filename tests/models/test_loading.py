@@ -92,7 +92,8 @@ def test_truncated_checkpoint_is_refused(tmp_path):
 
 def test_wrong_keys_are_listed(tmp_path):
     torch.save(torchvision.models.vgg11(num_classes=5).state_dict(), tmp_path / "vgg.pt")
-    with pytest.raises(ModelLoadError, match=r"missing keys: .*conv1\.weight and 116 more; unexpected keys: classifier\.0\.bias.* and 16 more"):
+    expected = r"missing keys: .*conv1\.weight and 116 more; unexpected keys: classifier\.0\.bias.* and 16 more"
+    with pytest.raises(ModelLoadError, match=expected):
         load_model(str(tmp_path / "vgg.pt"), architecture="resnet18", num_classes=5)
 
 

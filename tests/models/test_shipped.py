@@ -12,7 +12,7 @@ from geosal.models import load_model
 from geosal.models.loader import shipped_checkpoint
 from geosal.models.training import predict
 from geosal.saliency import find_scale_layers
-from tests.conftest import UCMERCED
+from tests.paths import UCMERCED
 
 
 @pytest.fixture(scope="module")

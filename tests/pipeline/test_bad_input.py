@@ -10,7 +10,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from geosal.cli import main
-from tests.conftest import SCENES
+from tests.paths import SCENES
 
 FAST = ["--scheduler", "in-process", "--tile", "64", "--halo", "32"]
 
@@ -30,7 +30,10 @@ def assert_clean_failure(code: int, err: str, out, pattern: str) -> None:
     assert not any(p.is_dir() and not p.name.startswith(".") for p in out.glob("*")) if out.exists() else True
 
 
-def write_tif(path, dtype="uint8", count=3, crs="EPSG:32617", transform=from_origin(500000, 4000000, 1, 1), size=64):
+ORIGIN = from_origin(500000, 4000000, 1, 1)
+
+
+def write_tif(path, dtype="uint8", count=3, crs="EPSG:32617", transform=ORIGIN, size=64):
     profile = {"driver": "GTiff", "width": size, "height": size, "count": count, "dtype": dtype}
     if crs:
         profile.update(crs=crs, transform=transform)

@@ -15,8 +15,8 @@ from geosal.pipeline.pass1 import block_mean
 from geosal.pipeline.pass2 import SceneStatistics, upsample_normalised
 from geosal.pipeline.plan import PlanError, choose_bands, scale_grids, target_gsd
 from geosal.raster import inspect_scene
-from geosal.saliency import normal_cdf
-from tests.conftest import SCENES
+from geosal.saliency.normalize import normal_cdf
+from tests.paths import SCENES
 
 
 @settings(max_examples=60, deadline=None)
@@ -118,7 +118,9 @@ def test_block_mean_averages_each_footprint(rows, cols, stride, bands, seed):
                 assert abs(int(result[b, r, c]) - footprint.mean()) <= 0.5
 
 
-@pytest.mark.parametrize("side, block, expected", [(504, 1024, 1), (2018, 1024, 2), (16136, 1024, 16), (16136, 768, 16), (50000, 768, 64), (300000, 768, 256)])
+@pytest.mark.parametrize("side, block, expected", [
+    (504, 1024, 1), (2018, 1024, 2), (16136, 1024, 16), (16136, 768, 16), (50000, 768, 64), (300000, 768, 256),
+])
 def test_preview_stride_reaches_the_quicklook_side_when_the_block_allows(side, block, expected):
     from types import SimpleNamespace
 

@@ -17,7 +17,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from geosal.config import load_config
 from geosal.pipeline import run_scene
-from tests.conftest import SCENES
+from tests.paths import SCENES
 
 SCENE_FILES = sorted(p.name for p in SCENES.glob("*.tif"))
 

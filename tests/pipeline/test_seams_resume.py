@@ -7,8 +7,8 @@ import pytest
 import rasterio
 
 from geosal.config import load_config
-from geosal.pipeline import InProcessExecutor, prepare_scene, execute_scene, run_block, run_scene
-from tests.conftest import SCENES
+from geosal.pipeline import InProcessExecutor, execute_scene, prepare_scene, run_block, run_scene, runner_key
+from tests.paths import SCENES
 
 SCENE = SCENES / "manila_oam_10cm.tif"
 
@@ -58,12 +58,20 @@ def test_two_tile_sizes_agree(tiled):
 
 class CountingExecutor(InProcessExecutor):
     def __init__(self):
+        super().__init__()
         self.blocks = []
 
-    def map(self, function, plan, indices, *args, label=""):
-        if function is run_block:
+    def map(self, function, job, indices, *args, stage, model=None):
+        if stage == "pass1":
             self.blocks.extend(indices)
-        yield from super().map(function, plan, indices, *args, label=label)
+        yield from super().map(function, job, indices, *args, stage=stage, model=model)
+
+
+def run_blocks(prepared, indices) -> None:
+    """Pass 1 on some blocks only, as an interrupted run would have left them."""
+    job = prepared.job
+    for _ in InProcessExecutor().map(run_block, job, indices, stage="pass1", model=runner_key(job)):
+        pass
 
 
 def test_interrupted_run_resumes_only_missing_blocks(tmp_path):
@@ -71,8 +79,7 @@ def test_interrupted_run_resumes_only_missing_blocks(tmp_path):
     clean = combined(run_scene(SCENE, tmp_path / "clean", settings, progress=False).output)
     prepared = prepare_scene(SCENE, tmp_path / "resumed", settings)
     total = prepared.plan.n_blocks
-    for index in range(0, total, 2):  # an interrupted run got every other block done
-        run_block(prepared.plan, index)
+    run_blocks(prepared, range(0, total, 2))  # an interrupted run got every other block done
     assert not (tmp_path / "resumed" / "manila_oam_10cm").exists()  # nothing looks complete yet
     executor = CountingExecutor()
     result = execute_scene(prepare_scene(SCENE, tmp_path / "resumed", settings, resume=True), executor, progress=False)
@@ -83,7 +90,7 @@ def test_interrupted_run_resumes_only_missing_blocks(tmp_path):
 
 def test_resume_refuses_a_partial_run_with_other_settings(tmp_path):
     prepared = prepare_scene(SCENE, tmp_path, config(128))
-    run_block(prepared.plan, 0)
+    run_blocks(prepared, [0])
     from geosal.pipeline import OutputError
 
     with pytest.raises(OutputError, match="other settings"):

@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from geosal.saliency import (
-    apply_mask, hsv_to_rgb, kar_mask, lovi, lovi_hsv, lovi_uint8, roar_mask, selected_count, top_fraction_mask,
-)
+from geosal.saliency.lovi import hsv_to_rgb, lovi, lovi_hsv, lovi_uint8
+from geosal.saliency.masks import apply_mask, kar_mask, roar_mask, selected_count, top_fraction_mask
 
 
 def pixel(values) -> torch.Tensor:

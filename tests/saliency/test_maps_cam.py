@@ -7,7 +7,9 @@ import pytest
 import torch
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 
-from geosal.saliency import FastCAM, SaliencyMaps, grad_cam, grad_cam_plus_plus, normalize_cam, upsample
+from geosal.saliency import FastCAM, SaliencyMaps
+from geosal.saliency.cam import grad_cam, grad_cam_plus_plus, normalize_cam
+from geosal.saliency.combine import upsample
 
 
 def test_result_shapes_and_ranges(resnet18, aerial_batch):

@@ -9,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geosal.saliency import combine, gamma_cdf, min_max, normal_cdf, resolve_weights, upsample
+from geosal.saliency.combine import combine, resolve_weights, upsample
+from geosal.saliency.normalize import gamma_cdf, min_max, normal_cdf
 
 
 def test_normal_cdf_matches_scipy_with_per_map_statistics():
@@ -92,7 +93,10 @@ def test_weight_presets():
 
 @pytest.mark.parametrize(
     "weights, count, message",
-    [("prior", 4, "5 scales"), ("bogus", 5, "unknown weights"), ([1, 2], 3, "2 weights for 3"), ([1, -1], 2, "non-negative"), ([0, 0], 2, "positive sum")],
+    [
+        ("prior", 4, "5 scales"), ("bogus", 5, "unknown weights"), ([1, 2], 3, "2 weights for 3"), ([1, -1], 2, "non-negative"),
+        ([0, 0], 2, "positive sum"),
+    ],
 )
 def test_bad_weights_are_clear_errors(weights, count, message):
     with pytest.raises(ValueError, match=message):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from geosal.saliency import ScaleHooks, SaliencyMaps, describe_scales, find_scale_layers
+from geosal.saliency import SaliencyMaps, ScaleHooks, describe_scales, find_scale_layers
 
 EXPECTED = {
     "resnet18": ["relu", "layer1", "layer2", "layer3", "layer4"],

@@ -12,14 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from geosal.saliency import STATISTICS, gamma_scale_mle, smoe_scale, smoe_scale_eager, smoe_scale_fused
+from geosal.saliency import smoe_scale
 from geosal.saliency.statistics import (
+    STATISTICS,
+    gamma_scale_mle,
     gamma_shape_mle,
     log_normal_entropy,
     log_normal_mean,
     maximum,
     mean,
     shannon_entropy,
+    smoe_scale_eager,
+    smoe_scale_fused,
     standard_deviation,
     truncated_normal_entropy,
     truncated_normal_mean,

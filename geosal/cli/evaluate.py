@@ -16,6 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from geosal.errors import GeosalError
 from geosal.evaluation.config import DEFAULT_PROTOCOLS, PROTOCOLS, EvaluationConfig, default_paths, portable, project_root
 
 D = EvaluationConfig(data=Path("."))
@@ -108,17 +109,14 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
     )
 
 
-def command_evaluate(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
     from geosal.evaluation.methods import METHODS
 
     if getattr(args, "list_methods", False):
         for name, method in METHODS.items():
             print(f"{name:34s} {method.family:10s} {method.label}")
         return 0
-    from geosal.evaluation.cells import SettingsMismatch
-    from geosal.evaluation.methods import EvaluationError
     from geosal.evaluation.runner import run_evaluation
-    from geosal.models import ModelLoadError
 
     try:
         config = config_from_args(args)
@@ -128,7 +126,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
             estimate(config)
             return 0
         folder = run_evaluation(config, command=command_line(config, getattr(args, "prog_name", "geosal evaluate")))
-    except (SettingsMismatch, EvaluationError, ModelLoadError, FileNotFoundError) as error:
+    except (GeosalError, FileNotFoundError) as error:
         print(f"geosal: error: {error}", file=sys.stderr)
         return 2
     print(f"geosal: evaluation results in {portable(folder)}/ (README.md)")
@@ -187,7 +185,7 @@ def command_line(config: EvaluationConfig, prog: str = "geosal evaluate") -> str
     return " ".join(shlex.quote(w) if i else w for i, w in enumerate(words))
 
 
-def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``evaluate`` to ``geosal``'s argparse sub-commands; returns its parser."""
     parser = subparsers.add_parser(
         "evaluate", help="faithfulness of saliency methods (KAR/ROAR, ROAD, deletion/insertion) on UC Merced",
@@ -195,7 +193,7 @@ def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
                     "ROAD and deletion / insertion with the shipped model, per-layer scores (optional). Resumable.",
     )
     add_arguments(parser)
-    parser.set_defaults(handler=command_evaluate)
+    parser.set_defaults(handler=command)
     return parser
 
 
@@ -206,4 +204,4 @@ def main(argv: list[str] | None = None, prog: str = "python -m workflows.evaluat
     add_arguments(parser)
     args = parser.parse_args(argv)
     args.prog_name, args.argv = prog, argv
-    return command_evaluate(args)
+    return command(args)

@@ -1,19 +1,15 @@
 """``geosal submit ARCHIVE OUT``: the archive workflow on the command line.
 
-:func:`add_submit_command` adds the subcommand to ``geosal``'s parser; it takes
-every option of ``geosal run`` (:func:`geosal.cli.add_run_options`) plus the
-archive options. Exit status: 0 when every scene succeeded (or was complete
-already with ``--resume``), 1 when some failed, 2 for a bad invocation.
+It takes every option of ``geosal run`` (:func:`geosal.cli.options.add_run_options`)
+plus the archive options. Exit status: 0 when every scene succeeded (or was
+complete already with ``--resume``), 1 when some failed, 2 for a bad invocation.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from pydantic import ValidationError
-
-from geosal.cli import add_run_options, config_from_args
-from geosal.config import ArchiveConfig, ConfigError, RunConfig
+from geosal.cli.options import add_run_options, config_from_args
 
 DESCRIPTION = (
     "Compute the saliency layers of every scene of ARCHIVE: a folder (searched recursively for *.tif / *.tiff), "
@@ -24,17 +20,7 @@ DESCRIPTION = (
 )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def add_submit_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``submit`` to the ``geosal`` subcommands; returns its parser."""
     submit = subparsers.add_parser("submit", help="saliency layers of a whole archive (folder, glob or STAC)",
                                    description=DESCRIPTION)
@@ -47,35 +33,19 @@ def add_submit_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
     archive = submit.add_argument_group("archive")
     archive.add_argument("--asset", metavar="KEY",
                          help="STAC asset to process (default: the first with role 'data' or a GeoTIFF type, else 'image' or 'visual')")
-    archive.add_argument("--max-scenes-in-flight", type=_positive_int, metavar="N",
+    archive.add_argument("--max-scenes-in-flight", type=int, metavar="N",
                          help="scenes run at once on the cluster (default 2; one at a time with --scheduler in-process)")
     add_run_options(submit)
-    submit.set_defaults(handler=command_submit)
+    submit.set_defaults(handler=command)
     return submit
 
 
-def archive_config(args: argparse.Namespace) -> RunConfig:
-    """The run configuration of ``args``: config file, ``run`` options and the archive options."""
-    config = config_from_args(args)
-    given = {"asset": args.asset, "max_scenes_in_flight": args.max_scenes_in_flight}
-    given = {k: v for k, v in given.items() if v is not None}
-    if not given:
-        return config
-    try:
-        section = ArchiveConfig.model_validate(config.archive.model_dump() | given)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"command line: archive.{key}: {first['msg'].removeprefix('Value error, ')}") from None
-    return config.model_copy(update={"archive": section})
-
-
-def command_submit(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
     """Run ``geosal submit``; returns the exit status (0 all done, 1 some scenes failed)."""
     from geosal.archive.report import human_bytes
     from geosal.archive.submit import submit_archive
 
-    config = archive_config(args)
+    config = config_from_args(args)
     result = submit_archive(args.archive, args.out, config, overwrite=args.overwrite, resume=args.resume,
                             progress=True, quiet=False)
     totals = result.totals()

@@ -1,0 +1,86 @@
+"""Options shared by ``geosal run`` and ``geosal submit``, and the config they make.
+
+Every option overrides the same key of the YAML file given with ``--config``;
+validation (types, ranges, names) is the configuration's own
+(:mod:`geosal.config`), so the command line and a file are checked alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from geosal.config import RunConfig, load_config
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--config`` file and every run option to ``parser``."""
+    parser.add_argument("--config", metavar="FILE", help="YAML configuration (see configs/); options below override it")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="NAME_OR_PATH",
+                       help="ucmerced-resnet18 (default, shipped), a torchvision name such as resnet50:IMAGENET1K_V2, "
+                            "or a checkpoint file")
+    model.add_argument("--architecture", help="torchvision architecture of a plain state-dict checkpoint, e.g. resnet50")
+    model.add_argument("--gsd", type=float, metavar="METRES", help="ground sample distance the model was trained at (overrides its spec)")
+    saliency = parser.add_argument_group("saliency")
+    saliency.add_argument("--statistic", help="per-location statistic (default smoe_scale; also std, mean, max, shannon_entropy, ...)")
+    saliency.add_argument("--weights", help="layer weights of the combined map: equal, linear, prior, or a comma list such as 1,2,3,4,5")
+    saliency.add_argument("--layers", help="comma-separated scale-end module names (default: found automatically)")
+    saliency.add_argument("--fast-cam-class", metavar="CLASS",
+                          help="also write fast_cam.tif: SMOE x Grad-CAM for this class (name or index)")
+    tiling = parser.add_argument_group("tiling (pixels of the working grid; multiples of the network stride)")
+    tiling.add_argument("--tile", type=int, help="tile core size (default 512)")
+    tiling.add_argument("--halo", type=int, help="context read around each tile and cropped away (default 64)")
+    tiling.add_argument("--block-tiles", type=int, help="tiles per block side; a block is one task (default 2, grown to fit a batch)")
+    tiling.add_argument("--batch-size", type=int, help="tiles per forward pass (default 4)")
+    source = parser.add_argument_group("input")
+    source.add_argument("--bands", help="1-based bands to feed the model, e.g. 1,2,3 (default: all, or the first 3 of RGBN)")
+    source.add_argument("--resample", choices=["auto", "model", "native"],
+                        help="resample to the model's ground sample distance: auto (when within 8x), model (always), native (never)")
+    source.add_argument("--allow-missing-georeference", action="store_true", default=None,
+                        help="accept rasters without a geotransform or CRS (outputs then have pixel coordinates)")
+    compute = parser.add_argument_group("compute")
+    compute.add_argument("--scheduler", metavar="ADDRESS",
+                         help="use a running Dask scheduler (tcp://host:8786); 'in-process' runs without Dask; "
+                              "default: start a local cluster")
+    compute.add_argument("--workers", type=int, help="workers of the local cluster")
+    compute.add_argument("--threads-per-worker", type=int, help="threads per local worker (torch uses them in a forward pass)")
+    compute.add_argument("--memory-limit", help="memory limit per local worker, e.g. 4GiB (default auto)")
+    compute.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: cuda when available)")
+    compute.add_argument("--gpu", action="store_true", default=None, help="pass-1 tasks request the GPU worker resource")
+    compute.add_argument("--autocast", choices=["none", "bf16", "fp16"], help="mixed-precision forward (statistics stay float32)")
+    compute.add_argument("--compile", action="store_true", default=None,
+                         help="torch.compile the network with the statistics inside (faster after a one-off compilation)")
+
+
+def _split(value: str | None, cast=str) -> list | None:
+    return None if value is None else [cast(v) for v in value.split(",") if v.strip()]
+
+
+def _weights(value: str | None) -> str | list[float] | None:
+    if value is None or value in ("equal", "linear", "prior"):
+        return value
+    try:
+        return _split(value, float)
+    except ValueError:
+        return value  # the configuration names the bad value
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The ``--config`` file (or the defaults) with every option given on the command line applied.
+
+    Raises:
+        ConfigError: the file or an option is invalid (one line naming the key).
+    """
+    overrides = {
+        "model": {"name": args.model, "architecture": args.architecture, "gsd_m": args.gsd},
+        "saliency": {"statistic": args.statistic, "weights": _weights(args.weights), "layers": _split(args.layers),
+                     "fast_cam_class": args.fast_cam_class},
+        "tiling": {"tile": args.tile, "halo": args.halo, "block_tiles": args.block_tiles, "batch_size": args.batch_size},
+        "input": {"bands": _split(args.bands), "resample": args.resample,
+                  "allow_missing_georeference": args.allow_missing_georeference},
+        "compute": {"scheduler": args.scheduler, "workers": args.workers, "threads_per_worker": args.threads_per_worker,
+                    "memory_limit": args.memory_limit, "device": args.device, "gpu": args.gpu, "autocast": args.autocast,
+                    "compile": args.compile},
+        "archive": {"asset": getattr(args, "asset", None), "max_scenes_in_flight": getattr(args, "max_scenes_in_flight", None)},
+    }
+    return load_config(args.config, overrides)

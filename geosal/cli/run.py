@@ -1,0 +1,56 @@
+"""``geosal run SCENE OUT``: the saliency layers of one scene."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from geosal.cli.options import add_run_options, config_from_args
+
+DESCRIPTION = (
+    "Compute the per-scale and combined SMOE saliency of SCENE (any GeoTIFF) and write OUT/<scene-name>/: "
+    "saliency.zarr, combined.tif and lovi.tif (COGs), QGIS styles, quicklook.png and a STAC item.json."
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``run`` to ``geosal``'s sub-commands; returns its parser."""
+    parser = subparsers.add_parser("run", help="saliency layers of one scene", description=DESCRIPTION)
+    parser.add_argument("scene", help="input raster (GeoTIFF or anything GDAL reads)")
+    parser.add_argument("out", help="output folder; the scene's layers go to OUT/<scene-name>/")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    existing.add_argument("--resume", action="store_true", help="continue an interrupted run, recomputing only unfinished blocks")
+    add_run_options(parser)
+    parser.set_defaults(handler=command)
+    return parser
+
+
+def command(args: argparse.Namespace) -> int:
+    """Plan the scene (every check before any cluster starts), run it, print where the outputs are."""
+    from geosal.cluster import open_executor
+    from geosal.pipeline import execute_scene, prepare_scene
+
+    config = config_from_args(args)
+    started = time.perf_counter()
+    prepared = prepare_scene(args.scene, args.out, config, overwrite=args.overwrite, resume=args.resume)
+    if prepared.complete:
+        print(f"geosal: {prepared.final} is already complete (nothing to resume)")
+        return 0
+    with open_executor(config.compute) as executor:
+        result = execute_scene(prepared, executor)
+    for note in result.notes:
+        print(f"note: {note}")
+    elapsed = time.perf_counter() - started
+    resumed = f", {result.blocks_skipped} of {result.blocks} blocks already done before this run" if result.blocks_skipped else ""
+    out = result.output
+    print(
+        f"geosal: {result.tiles_computed} tiles in {elapsed:.1f} s ({result.tiles_per_second:.2f} tiles/s in pass 1{resumed})\n"
+        f"  outputs: {out}/\n"
+        f"    combined.tif, lovi.tif  Cloud-Optimized GeoTIFFs; QGIS: Layer > Add Raster Layer, then Layer Properties > Style > "
+        f"Load Style ({out}/combined.qml)\n"
+        f"    saliency.zarr           all maps; xarray.open_zarr('{out}/saliency.zarr') or "
+        f"rasterio.open('ZARR:\"{out}/saliency.zarr\":/combined')\n"
+        f"    quicklook.png, item.json (STAC)"
+    )
+    return 0
