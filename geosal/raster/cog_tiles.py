@@ -66,6 +66,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.errors import CRSError
 from rasterio.io import MemoryFile
 
 try:  # libdeflate, from the optional ``deflate`` package: zlib streams too, made 3-4x faster than by zlib
@@ -136,6 +137,10 @@ class CogLayout:
         problem = self._problem()
         if problem:
             raise ValueError(f"invalid COG layout: {problem}")
+        try:
+            _geokey_entries(self.crs_wkt)  # fails now rather than on the client after every tile is encoded
+        except CRSError as error:
+            raise ValueError(f"invalid COG layout: crs_wkt is not a CRS GDAL can write ({error})") from None
 
     def _problem(self) -> str | None:
         """The first thing wrong with this layout, or None."""

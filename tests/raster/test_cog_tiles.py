@@ -162,6 +162,7 @@ def test_layout_pickles_and_accepts_an_affine():
     ({"nodata": NAN, "dtype": "uint16"}, "nodata"),
     ({"nodata": 256, "dtype": "uint8"}, "nodata"),
     ({"descriptions": ("a", "b")}, "descriptions"),
+    ({"crs_wkt": "not a CRS"}, "crs_wkt"),
 ])
 def test_layout_rejects_what_a_cog_cannot_hold(options, message):
     options = {"bands": 1, **options}
@@ -366,6 +367,16 @@ def test_downsample_equals_gdal_average_overview_on_even_sizes(tmp_path, case):
     reference = gdal_cog(tmp_path / "gdal.tif", data, UTM, UTM_TRANSFORM, nodata=layout.nodata,
                          rgb=layout.photometric == "rgb", alpha=layout.alpha, blocksize=128)
     assert np.array_equal(downsample(layout, data), read_level(reference, 1), equal_nan=True)
+
+
+def test_an_opaque_pixel_keeps_its_colour_and_opacity_in_the_overview():
+    """Alpha 255, 0, 0, 0 in a footprint: colour of the opaque pixel, alpha 255 (GDAL's rule; a plain mean of
+    alpha would give 64, a faded pixel with the transparent pixels' colour mixed in)."""
+    layout = make_layout(2, 2, bands=4, dtype="uint8", photometric="rgb", alpha=True)
+    footprint = np.array([[[10, 0], [0, 0]], [[20, 99], [99, 99]], [[30, 99], [99, 99]], [[255, 0], [0, 0]]], np.uint8)
+    assert downsample(layout, footprint)[:, 0, 0].tolist() == [10, 20, 30, 255]
+    footprint[3] = [[255, 128], [1, 0]]
+    assert downsample(layout, footprint)[:, 0, 0].tolist() == [3, 73, 76, 128]  # e.g. (30 + 99 + 99) / 3
 
 
 def reference_downsample(layout: CogLayout, data: np.ndarray) -> np.ndarray:
