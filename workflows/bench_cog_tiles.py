@@ -1,0 +1,143 @@
+"""Benchmark: COGs assembled from worker-encoded tiles next to GDAL's COG driver (not a test).
+
+    python -m workflows.bench_cog_tiles [--size 4096] [--tile 512] [--zlib]
+
+For a float32 map in [0, 1] with NaN nodata (like ``combined``) and an RGBA map with alpha (like ``lovi``),
+both ``size`` x ``size`` and smooth like real saliency maps, it times in one process:
+
+(a) ``geosal.raster.cog.write_cog``: the Zarr array streamed into a tiled GeoTIFF, then GDAL's COG driver
+    (DEFLATE, predictor, average overviews, on all CPUs);
+(b) ``geosal.raster.cog_tiles``: every tile and overview tile encoded here, one after the other, and written
+    to a fragment file (what the workers would do, in parallel, each for its own block), then ``write_cog``
+    from the fragment files;
+(c) ``write_cog`` alone: what stays serial on the client.
+
+Same settings on both sides: DEFLATE level 6, predictor 3 (float) or 2 (RGBA), ``tile`` pixel tiles. It prints
+seconds, file sizes and ratios, and checks that both files hold the same level 0 and the same overviews.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import zarr
+from rasterio.crs import CRS
+from scipy import ndimage
+
+from geosal.raster import cog_tiles
+from geosal.raster.cog import write_cog as gdal_write_cog
+from geosal.raster.cog_tiles import CogLayout, downsample, encode_tile, write_cog
+from geosal.raster.store import ZARR_FORMAT
+
+CRS_WKT = CRS.from_epsg(32616).to_wkt()
+TRANSFORM = (733601.0, 0.5, 0.0, 3725139.0, 0.0, -0.5)  # GDAL order, as CogLayout takes it
+TRANSFORM_AFFINE_ORDER = (0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)  # as geosal.raster.cog.write_cog takes it
+
+
+def smooth_maps(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A ``[1, size, size]`` float32 map in [0, 1] with a NaN margin outside a tilted footprint, and the
+    ``[4, size, size]`` uint8 RGBA rendering of it (alpha 0 outside)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((size // 32 + 1, size // 32 + 1))
+    field = ndimage.zoom(coarse, size / coarse.shape[0], order=3)[:size, :size]
+    field = ((field - field.min()) / (field.max() - field.min())).astype(np.float32)
+    rows, cols = np.mgrid[:size, :size]
+    outside = rows + 0.3 * cols > 1.1 * size
+    combined = np.where(outside, np.nan, field)[None].astype(np.float32)
+    hue = (field * 255).astype(np.uint8)
+    rgba = np.stack([hue, 255 - hue, (hue // 2 + 64).astype(np.uint8), np.full_like(hue, 255)])
+    rgba[:, outside] = 0
+    return combined, rgba
+
+
+def time_gdal(folder: Path, name: str, data: np.ndarray, alpha: bool) -> tuple[float, Path]:
+    store = folder / "maps.zarr"
+    array = zarr.open_array(store=str(store), path=name, mode="w", shape=data.shape, chunks=(data.shape[0], 1024, 1024),
+                            dtype=data.dtype, zarr_format=ZARR_FORMAT)
+    array[...] = data
+    path = folder / f"{name}-gdal.tif"
+    started = time.perf_counter()
+    gdal_write_cog(store, name, path, CRS_WKT, TRANSFORM_AFFINE_ORDER, nodata=None if alpha else float("nan"),
+                   alpha=alpha)
+    return time.perf_counter() - started, path
+
+
+
+def time_tiles(folder: Path, name: str, layout: CogLayout, data: np.ndarray) -> tuple[float, float, Path]:
+    """Seconds to encode every tile of every level into fragment files, seconds of ``write_cog``, the COG."""
+    fragments = folder / f"{name}-fragments"
+    fragments.mkdir()
+    started = time.perf_counter()
+    image = data
+    for level in range(len(layout.levels)):
+        if level:
+            image = downsample(layout, image)
+        rows, cols = layout.tiles(level)
+        for row in range(rows):
+            for col in range(cols):
+                top, left, height, width = layout.tile_window(level, row, col)
+                encoded = encode_tile(layout, image[:, top:top + height, left:left + width])
+                (fragments / f"{level}-{row}-{col}").write_bytes(encoded)
+    encoding = time.perf_counter() - started
+    path = folder / f"{name}-tiles.tif"
+    started = time.perf_counter()
+    write_cog(path, layout, lambda level, row, col: fragments / f"{level}-{row}-{col}")
+    return encoding, time.perf_counter() - started, path
+
+
+def same_pyramid(first: Path, second: Path) -> tuple[bool, bool]:
+    """Whether level 0 and whether every overview of two COGs hold the same pixels (NaN equal to NaN)."""
+    with rasterio.open(first) as a, rasterio.open(second) as b:
+        level0 = np.array_equal(a.read(), b.read(), equal_nan=True)
+        count = len(a.overviews(1))
+        if count != len(b.overviews(1)):
+            return level0, False
+    for level in range(count):
+        with rasterio.open(first, overview_level=level) as a, rasterio.open(second, overview_level=level) as b:
+            if a.shape != b.shape or not np.array_equal(a.read(), b.read(), equal_nan=True):
+                return level0, False
+    return level0, True
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--zlib", action="store_true", help="compress tiles with zlib even where libdeflate is installed")
+    args = parser.parse_args(argv)
+    if args.zlib:
+        cog_tiles._zlib_compress = zlib.compress
+    combined, rgba = smooth_maps(args.size)
+    maps = {
+        "float32 NaN": (combined, CogLayout(args.size, args.size, 1, "float32", CRS_WKT, TRANSFORM, tile=args.tile,
+                                            predictor=3, nodata=float("nan"))),
+        "uint8 RGBA": (rgba, CogLayout(args.size, args.size, 4, "uint8", CRS_WKT, TRANSFORM, tile=args.tile,
+                                       predictor=2, photometric="rgb", alpha=True)),
+    }
+    encoder = "libdeflate" if cog_tiles._zlib_compress.__module__.startswith("deflate") else "zlib"
+    print(f"{args.size} x {args.size} px, {args.tile} px tiles, {os.cpu_count()} CPUs (GDAL uses all of them; "
+          f"the tile encoding here uses one), tiles compressed by {encoder}")
+    header = (f"{'map':12s} {'(a) GDAL s':>10s} {'(b) tiles s':>11s} {'encode s':>9s} {'(c) write s':>11s} "
+              f"{'b/a':>6s} {'c/a':>6s} {'GDAL MB':>8s} {'tiles MB':>8s} {'size':>6s}  same level 0 / overviews")
+    print(header)
+    for name, (data, layout) in maps.items():
+        with tempfile.TemporaryDirectory() as folder:
+            gdal_seconds, gdal_path = time_gdal(Path(folder), "map", data, alpha=layout.alpha)
+            encoding, writing, tiles_path = time_tiles(Path(folder), "map", layout, data)
+            gdal_mb, tiles_mb = gdal_path.stat().st_size / 1e6, tiles_path.stat().st_size / 1e6
+            level0, overviews = same_pyramid(gdal_path, tiles_path)
+            total = encoding + writing
+            print(f"{name:12s} {gdal_seconds:10.2f} {total:11.2f} {encoding:9.2f} {writing:11.3f} "
+                  f"{total / gdal_seconds:6.2f} {writing / gdal_seconds:6.3f} {gdal_mb:8.1f} {tiles_mb:8.1f} "
+                  f"{tiles_mb / gdal_mb:6.2f}  {level0} / {overviews}")
+
+
+if __name__ == "__main__":
+    main()
