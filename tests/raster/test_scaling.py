@@ -7,6 +7,7 @@ import pytest
 import rasterio
 
 from geosal.raster import BandScaling, RasterInputError, compute_scaling, inspect_scene, to_uint8
+from geosal.raster.scaling import sample_blocks
 
 
 def scaling_of(path, **kwargs) -> BandScaling:
@@ -90,3 +91,36 @@ def test_to_uint8_degenerate_and_nan():
     np.testing.assert_array_equal(to_uint8(np.array([[[np.nan, 1.0]]], "float32"), scaling), [[[0, 255]]])
     with pytest.raises(ValueError, match="2 bands but the scaling has 1"):
         to_uint8(np.zeros((2, 1, 1)), scaling)
+
+
+def test_a_large_raster_is_sampled_in_whole_blocks_on_a_lattice(scenes_dir, write_raster):
+    """A uint16 mosaic of 36 blocks, 9 of which fit the budget: the figures come from those blocks only,
+    and are close to those of the whole raster (the scene repeats, so any lattice sees the same statistics)."""
+    with rasterio.open(scenes_dir / "atlanta_pan_uint16_nodata0.tif") as dataset:
+        tile = dataset.read(1)[:768, :768]
+    data = np.tile(tile, (2, 2))
+    path = write_raster("mosaic.tif", data, nodata=0, tiled=True, blockxsize=256, blockysize=256)
+    info = inspect_scene(path)
+    with rasterio.open(path) as dataset:
+        windows, total = sample_blocks(dataset, 1, 9 * 256 * 256)
+        sampled = compute_scaling(dataset, info, max_sample_pixels=9 * 256 * 256)
+        full = compute_scaling(dataset, info, max_sample_pixels=data.size)
+    assert total == 36 and len(windows) == 9
+    assert {(w.row_off // 256, w.col_off // 256) for w in windows} == {(r, c) for r in (1, 3, 5) for c in (1, 3, 5)}
+    assert sampled.sample == "blocks 9/36" and full.sample == "all"
+    assert sampled.mean == pytest.approx(full.mean, rel=0.05)
+    assert sampled.low == pytest.approx(full.low, rel=0.1) and sampled.high == pytest.approx(full.high, rel=0.1)
+
+
+def test_a_raster_with_overviews_is_read_from_them(scenes_dir):
+    path = scenes_dir / "naip_rgbn_5m_nodata0.tif"
+    full, sampled = scaling_of(path), scaling_of(path, max_sample_pixels=200_000)
+    assert sampled.sample == "overview" and full.sample == "all"
+    assert sampled.mean == pytest.approx(full.mean, rel=0.05)
+
+
+def test_fill_is_the_band_means_as_model_input():
+    identity = BandScaling(low=(0.0, 0.0), high=(255.0, 255.0), mean=(100.4, 20.6), method="identity")
+    assert identity.fill == (100, 21)
+    stretched = BandScaling(low=(100.0,), high=(1100.0,), mean=(600.0,), method="percentile")
+    assert stretched.fill == (128,)
