@@ -25,12 +25,20 @@ def runner_key(plan: ScenePlan) -> RunnerKey:
 
 
 def read_block_pixels(plan: ScenePlan, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """The block's core plus halo as model input.
+    """The block's core plus halo, stretched to ``uint8`` (see :func:`read_block_input`)."""
+    pixels, valid, _ = read_block_input(plan, index)
+    return pixels, valid
+
+
+def read_block_input(plan: ScenePlan, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block's core plus halo as preview pixels and as model input.
 
     Returns:
-        ``uint8`` ``[block + 2 halo, block + 2 halo, bands]`` (scene-wide scaling;
-        invalid pixels filled with the scene's band means so collars and
-        edges look neutral to the network) and ``valid`` bool of the same size.
+        ``pixels``: ``uint8`` ``[block + 2 halo, block + 2 halo, bands]`` (scene-wide
+        scaling; invalid pixels filled with the scene's band means so collars and
+        edges look neutral to the network); ``valid``: bool of the same size;
+        ``model_input``: ``pixels`` for a model on the stretched scale, or ``float32``
+        source values (same filling) for a model whose spec says ``input_units="source"``.
     """
     row, col = plan.block_origin(index)
     size = plan.block + 2 * plan.halo
@@ -40,7 +48,10 @@ def read_block_pixels(plan: ScenePlan, index: int) -> tuple[np.ndarray, np.ndarr
     data = data.astype(np.float64, copy=False)
     means = np.asarray(plan.scaling.mean, dtype=np.float64).reshape(-1, 1, 1)
     data = np.where(valid[None], data, means)
-    return np.moveaxis(to_uint8(data, plan.scaling), 0, -1), valid
+    pixels = np.moveaxis(to_uint8(data, plan.scaling), 0, -1)
+    if plan.spec.input_units == "source":
+        return pixels, valid, np.moveaxis(data.astype(np.float32), 0, -1)
+    return pixels, valid, pixels
 
 
 def footprint_any_all(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +70,7 @@ def run_block(plan: ScenePlan, index: int) -> np.ndarray:
         values whose footprint is entirely valid, per scale (then the CAM when
         the plan has a Fast-CAM class).
     """
-    pixels, valid = read_block_pixels(plan, index)
+    pixels, valid, model_input = read_block_input(plan, index)
     halo, tile, block = plan.halo, plan.tile, plan.block
     offsets = plan.tiles_in_block(index)
     span = tile + 2 * halo
@@ -69,7 +80,7 @@ def run_block(plan: ScenePlan, index: int) -> np.ndarray:
     cam_block = np.full((block // cam_stride, block // cam_stride), np.nan, np.float32)
     for first in range(0, len(offsets), plan.batch_size):
         batch = offsets[first : first + plan.batch_size]
-        tiles = np.stack([pixels[r : r + span, c : c + span] for r, c in batch])
+        tiles = np.stack([model_input[r : r + span, c : c + span] for r, c in batch])
         padded = _pad_batch(tiles, plan.batch_size) if plan.compile else tiles
         if plan.fast_cam_class is None:
             maps = runner.raw_maps(padded)

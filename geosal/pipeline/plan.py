@@ -30,12 +30,13 @@ import rasterio
 import torch
 
 from geosal.config import RunConfig
-from geosal.models import ModelSpec, build_network, resolve_spec
+from geosal.models import ModelLoadError, ModelSpec, build_network_for, resolve_spec
 from geosal.raster import (
     BandScaling, RasterInputError, SceneInfo, WorkingGrid, bound_gdal_cache, compute_scaling, inspect_scene, working_grid,
 )
 from geosal.saliency import describe_scales, resolve_weights
 from geosal.saliency.hooks import ScaleHooks
+from geosal.saliency.statistics import Statistic, statistic_for_scales
 
 
 PROBE_SIZE = 256
@@ -159,18 +160,28 @@ def choose_bands(info: SceneInfo, requested: list[int] | None, spec: ModelSpec) 
         return info.bands, None
     elif len(info.bands) > spec.input_bands == 3:
         bands = info.bands[:3]
-        note = f"{len(info.bands)}-band scene: bands {list(bands)} feed the model's 3 inputs (set input.bands to choose)"
+        note = (f"{len(info.bands)}-band scene: bands {list(bands)} feed the model's 3 inputs{_declared(spec)} "
+                "(set input.bands to choose)")
     elif len(info.bands) == 1 and spec.input_bands == 3 and spec.single_band == "replicate":
         return info.bands, "single-band scene: the band is replicated to the model's 3 inputs"
     else:
         raise PlanError(
-            f"{info.path}: {len(info.bands)} band(s) cannot feed a model with {spec.input_bands} inputs; set input.bands"
+            f"{info.path}: {len(info.bands)} band(s) cannot feed a model with {spec.input_bands} inputs{_declared(spec)}; "
+            f"set input.bands to {spec.input_bands} scene bands in the model's order, or for torchvision and timm weights "
+            f"model.input_bands: {len(info.bands)} (their first convolution is adapted)"
         )
     if len(bands) == 1 and spec.input_bands == 3 and spec.single_band == "replicate":
         return bands, note or "one band selected: it is replicated to the model's 3 inputs"
     if len(bands) != spec.input_bands:
-        raise PlanError(f"input.bands selects {len(bands)} band(s) but the model takes {spec.input_bands}")
+        raise PlanError(f"input.bands selects {len(bands)} band(s) but the model takes {spec.input_bands}{_declared(spec)}")
+    if spec.band_names and requested is not None:
+        note = f"scene bands {list(bands)} feed the model's inputs {', '.join(spec.band_names)} in this order"
     return bands, note
+
+
+def _declared(spec: ModelSpec) -> str:
+    """`` (B4, B3, B2)``: the model's declared band order, or nothing."""
+    return f" ({', '.join(spec.band_names)})" if spec.band_names else ""
 
 
 def target_gsd(info: SceneInfo, spec: ModelSpec, config: RunConfig) -> tuple[float | None, str | None]:
@@ -192,34 +203,49 @@ def target_gsd(info: SceneInfo, spec: ModelSpec, config: RunConfig) -> tuple[flo
 def scale_grids(spec: ModelSpec, config: RunConfig, probe_size: int) -> tuple[ScaleGrid, ...]:
     """Scale ends of the model and their strides, checked to tile exactly.
 
-    Cached per (architecture, layers, probe size): an archive of thousands of
+    Cached per (network, layers, probe size): an archive of thousands of
     scenes probes the network once.
 
     Raises:
         PlanError: the maps are not an exact ``1 / stride`` of the input (the
-            network does not use "same" padding), or a layer name is wrong.
+            network does not use "same" padding), a layer name is wrong, or the
+            network's features are not spatial.
     """
+    return _scale_probe(spec, config, probe_size)[0]
+
+
+def _scale_probe(spec: ModelSpec, config: RunConfig, probe_size: int) -> tuple[tuple[ScaleGrid, ...], tuple[bool, ...]]:
     layers = config.saliency.layers
-    return _scale_grids(spec.architecture, spec.num_classes, spec.input_bands,
-                        layers if layers == "auto" else tuple(layers), probe_size)
+    return _scale_grids(spec.unpinned(), layers if layers == "auto" else tuple(layers), probe_size)
+
+
+_MINIMUM = Statistic("minimum", "Min", lambda x: x.float().amin(dim=1))
 
 
 @functools.lru_cache(maxsize=32)
-def _scale_grids(architecture: str, num_classes: int, input_bands: int, requested: str | tuple[str, ...],
-                 probe_size: int) -> tuple[ScaleGrid, ...]:
-    network = build_network(architecture, num_classes, input_bands).eval()
-    shape = (1, input_bands, probe_size, probe_size)
+def _scale_grids(spec: ModelSpec, requested: str | tuple[str, ...], probe_size: int) -> tuple[tuple[ScaleGrid, ...], tuple[bool, ...]]:
+    """Grids and, per scale end, whether the probe's activation there was non-negative."""
+    try:
+        network = build_network_for(spec)
+    except ModelLoadError as error:
+        raise PlanError(str(error)) from None
+    shape = (1, spec.input_bands, probe_size, probe_size)
     if requested == "auto":
-        found = describe_scales(network, shape)
+        try:
+            found = describe_scales(network, shape, decoder=spec.decoder == "include")
+        except ValueError as error:
+            raise PlanError(f"{spec.family} {spec.architecture}: {error}") from None
         layers, sizes = [s.name for s in found], [(s.height, s.width) for s in found]
+        non_negative = [s.non_negative for s in found]
     else:
         layers = list(requested)
         try:
-            with ScaleHooks(network, layers, "mean") as hooks, torch.no_grad():
-                network(torch.zeros(shape))
+            with ScaleHooks(network, layers, _MINIMUM) as hooks, torch.no_grad():
+                network(torch.randn(shape, generator=torch.Generator().manual_seed(0)))
         except ValueError as error:
             raise PlanError(f"saliency.layers: {error}") from None
         sizes = [tuple(m.shape[-2:]) for m in hooks.maps]
+        non_negative = [bool(m.min() >= 0) for m in hooks.maps]
     grids = []
     for index, (layer, (h, w)) in enumerate(zip(layers, sizes), start=1):
         stride = probe_size // h
@@ -229,7 +255,7 @@ def _scale_grids(architecture: str, num_classes: int, input_bands: int, requeste
                 "that are exactly 1/stride of the input (CNNs with 'same' padding, such as ResNet, VGG, DenseNet)"
             )
         grids.append(ScaleGrid(layer=layer, stride=stride, name=f"scale_{index}"))
-    return tuple(grids)
+    return tuple(grids), tuple(non_negative)
 
 
 def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> ScenePlan:
@@ -251,14 +277,15 @@ def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> 
         scaling = compute_scaling(dataset, info, config.input.low_percentile, config.input.high_percentile)
 
     tiling = config.tiling
-    scales = scale_grids(spec, config, probe_size=PROBE_SIZE)
+    scales, non_negative = _scale_probe(spec, config, probe_size=PROBE_SIZE)
+    statistic, statistic_note = statistic_for_scales(config.saliency.statistic, list(non_negative))
     stride = max(s.stride for s in scales)
     for key, value in (("tiling.tile", tiling.tile), ("tiling.halo", tiling.halo)):
         if value % stride:
             raise PlanError(f"{key} = {value} is not a multiple of the network's total stride {stride}")
     tile = min(tiling.tile, stride * math.ceil(max(grid.height, grid.width) / stride))
     weights = tuple(resolve_weights(config.saliency.weights, len(scales)))
-    notes = tuple(n for n in (band_note, gsd_note) if n)
+    notes = tuple(n for n in (band_note, gsd_note, statistic_note) if n)
     if tile < tiling.tile:
         notes += (f"scene smaller than a tile: tile reduced to {tile} px",)
     return ScenePlan(
@@ -269,7 +296,7 @@ def plan_scene(path: str | Path, config: RunConfig, name: str | None = None) -> 
         spec=spec,
         scales=scales,
         weights=weights,
-        statistic=config.saliency.statistic,
+        statistic=statistic,
         tile=tile,
         halo=tiling.halo,
         block_tiles=tiling.block_tiles,
