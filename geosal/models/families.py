@@ -129,15 +129,10 @@ def network_with_weights(spec: ModelSpec, state: dict[str, torch.Tensor], source
         load_weights(network, state, source)
         if spec.input_bands != 3:
             adapt_first_conv(network, spec.input_bands)
-    elif kind is WeightsKind.TIMM:
-        network = timm_models.load_pretrained(spec, state)
+    elif kind is WeightsKind.TIMM or spec.family == "timm" and spec.builder_options.get("features_only"):
+        network = timm_models.load_pretrained(spec, state, source)
     else:
         network = build_full(spec)
-        if kind is WeightsKind.TORCHGEO:
-            optional = torchgeo_models.optional_keys(spec)
-        elif spec.family == "timm":
-            optional = timm_models.optional_keys(spec, network)
-        else:
-            optional = ()
+        optional = torchgeo_models.optional_keys(spec) if kind is WeightsKind.TORCHGEO else ()
         load_weights(network, state, source, optional)
     return segmentation_models.select_part(network, spec)

@@ -101,27 +101,18 @@ def weights_file(spec: ModelSpec) -> Path:
         ) from None
 
 
-def load_pretrained(spec: ModelSpec, state: dict[str, torch.Tensor]) -> nn.Module:
-    """Build the spec's timm model and load timm pretrained ``state`` the way timm does
-    (its checkpoint filter, a new classifier for another ``num_classes``, the first
-    convolution adapted for another ``in_chans``)."""
+def load_pretrained(spec: ModelSpec, state: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Build the spec's timm model and load ``state`` the way timm loads its pretrained weights:
+    into the whole model before a ``features_only`` wrapper renames its modules, with timm's
+    checkpoint filter, a new classifier for another ``num_classes`` and the first convolution
+    adapted for another ``in_chans``."""
+    config = spec.weights.name.partition(".")[2] or None if spec.weights.kind == "timm" else None
     try:
         return _timm().create_model(
-            spec.architecture, pretrained=True, pretrained_cfg=spec.weights.name,
+            spec.architecture, pretrained=True, pretrained_cfg=config,
             pretrained_cfg_overlay={"state_dict": state}, num_classes=spec.num_classes,
             in_chans=spec.input_bands, **spec.builder_options,
         )
     except (RuntimeError, KeyError) as error:
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"timm weights {spec.weights.name} do not fit {spec.architecture}: {first}") from None
-
-
-def optional_keys(spec: ModelSpec, network: nn.Module) -> tuple[str, ...]:
-    """Keys a whole-model checkpoint has that a ``features_only`` ``network`` has no place for
-    (the head), so such a checkpoint loads into the backbone; none for other models."""
-    if not spec.builder_options.get("features_only"):
-        return ()
-    options = {k: v for k, v in spec.builder_options.items() if k not in ("features_only", "out_indices", "feature_cls")}
-    whole = _timm().create_model(spec.architecture, pretrained=False, num_classes=spec.num_classes,
-                                 in_chans=spec.input_bands, **options)
-    return tuple(sorted(set(whole.state_dict()) - set(network.state_dict())))
+        raise ModelLoadError(f"{source} does not fit timm {spec.architecture}: {first}") from None
