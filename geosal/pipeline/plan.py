@@ -235,6 +235,10 @@ def _scale_grids(spec: ModelSpec, requested: str | tuple[str, ...], probe_size: 
             found = describe_scales(network, shape, decoder=spec.decoder == "include")
         except ValueError as error:
             raise PlanError(f"{spec.family} {spec.architecture}: {error}") from None
+        except (RuntimeError, AssertionError) as error:  # the network itself refuses the probe input
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise PlanError(f"{spec.family} {spec.architecture} fails on a {probe_size}x{probe_size} probe tile ({first}); "
+                            "a network with a fixed input size needs it set through model.options") from None
         layers, sizes = [s.name for s in found], [(s.height, s.width) for s in found]
         non_negative = [s.non_negative for s in found]
     else:
