@@ -31,7 +31,7 @@ def value_scaling(spec: ModelSpec) -> list[dict]:
     bands = spec.input_bands
     means = spec.mean if len(spec.mean) == bands else spec.mean * bands
     stds = spec.std if len(spec.std) == bands else spec.std * bands
-    return [{"type": "z-score", "mean": m / spec.pixel_scale, "stddev": s / spec.pixel_scale} for m, s in zip(means, stds)]
+    return [{"type": "z-score", "mean": m / spec.pixel_scale, "stddev": s / spec.pixel_scale} for m, s in zip(means, stds, strict=True)]
 
 
 def stac_mlm_fields(spec: ModelSpec, network: nn.Module | None = None) -> dict:

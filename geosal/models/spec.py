@@ -150,7 +150,7 @@ class ModelSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelSpec":
+    def from_dict(cls, data: dict) -> ModelSpec:
         """Inverse of :meth:`to_dict`; reads the dicts of earlier versions too (weights as a
         ``"kind:name"`` string, no family: torchvision). Unknown keys are a :class:`ValueError`."""
         known = set(cls.__dataclass_fields__)
@@ -160,11 +160,11 @@ class ModelSpec:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
-    def with_overrides(self, **overrides) -> "ModelSpec":
+    def with_overrides(self, **overrides) -> ModelSpec:
         """A copy with some fields replaced (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
-    def unpinned(self) -> "ModelSpec":
+    def unpinned(self) -> ModelSpec:
         """The same network with random weights: what scale discovery probes (a cache key
         shared by every checkpoint of one architecture)."""
         return replace(self, weights=NO_WEIGHTS)

@@ -66,7 +66,7 @@ class WeightsSource:
         """Whether the network keeps its random initialisation."""
         return self.kind is WeightsKind.NONE
 
-    def pinned(self, sha256: str) -> "WeightsSource":
+    def pinned(self, sha256: str) -> WeightsSource:
         """The same source pinned to the given file digest."""
         return WeightsSource(self.kind, self.name, sha256)
 
@@ -79,7 +79,7 @@ class WeightsSource:
         return {"kind": self.kind.value, "name": self.name, "sha256": self.sha256}
 
     @classmethod
-    def from_dict(cls, data: dict | str) -> "WeightsSource":
+    def from_dict(cls, data: dict | str) -> WeightsSource:
         """Inverse of :meth:`to_dict`; also reads the ``"kind:name"`` strings earlier versions stored.
 
         Raises:
@@ -95,7 +95,7 @@ class WeightsSource:
         return cls(data.get("kind", "none"), data.get("name", ""), data.get("sha256", ""))
 
     @classmethod
-    def parse(cls, text: str) -> "WeightsSource":
+    def parse(cls, text: str) -> WeightsSource:
         """A source from its ``kind:name`` string (``none``, ``torchvision:IMAGENET1K_V2``,
         ``checkpoint:/abs/path.pt``, ``shipped:ucmerced-resnet18``, ...), not pinned."""
         kind, _, name = text.partition(":")

@@ -204,7 +204,8 @@ def test_checkpoint_that_does_not_fit_the_factory(tmp_path):
     from tests.models.factories import tiny_cnn
 
     torch.save(tiny_cnn(bands=4, width=16).state_dict(), tmp_path / "wide.pt")
-    with pytest.raises(ModelLoadError, match=r"does not fit the network: shape mismatches .*0\.0\.weight \(16, 4, 3, 3\) vs \(8, 4, 3, 3\)"):
+    mismatch = r"does not fit the network: shape mismatches .*0\.0\.weight \(16, 4, 3, 3\) vs \(8, 4, 3, 3\)"
+    with pytest.raises(ModelLoadError, match=mismatch):
         resolve_spec(str(tmp_path / "wide.pt"), factory=FACTORY, mean=(0.5,) * 4, std=(0.25,) * 4)
 
 
