@@ -190,7 +190,7 @@ def _resolve_unpinned(name: str, overrides: dict) -> ModelSpec:
         if family == "torchgeo":
             return torchgeo_models.resolve(rest, overrides)
         if family == "torchvision":
-            name, prefix = rest, rest.partition(":")[0]
+            name = rest
         else:
             raise ModelLoadError(f"{name}: segmentation models are random ({prefix}:ARCH:none) or a checkpoint "
                                  f"with --architecture {prefix}:ARCH")

@@ -104,3 +104,18 @@ def test_a_vit_is_refused_before_any_block(tmp_path):
         run("colorado_hro_15cm_small.tif", tmp_path / "out", {"name": "timm:vit_tiny_patch16_224:none",
                                                               "options": {"depth": 2, "img_size": 256}})
     assert "\n" not in str(error.value) and not (tmp_path / "out" / "colorado_hro_15cm_small").exists()
+
+
+def test_cli_model_factory_and_its_refusal(tmp_path, capsys):
+    from geosal.cli import main
+    from tests.models.factories import tiny_cnn
+
+    torch.save(tiny_cnn(bands=3).state_dict(), tmp_path / "tiny.pt")
+    common = [str(SCENES / "colorado_hro_15cm_small.tif"), str(tmp_path / "out"), "--model", str(tmp_path / "tiny.pt"),
+              "--scheduler", "in-process", "--tile", "128", "--halo", "32", "--resample", "native"]
+    assert main(["run", *common, "--model-factory", "tests.models.factories:tiny_cnn", "--model-option", "bands=3"]) == 0
+    assert (tmp_path / "out" / "colorado_hro_15cm_small" / "combined.tif").is_file()
+    capsys.readouterr()
+    code = main(["run", *common, "--overwrite", "--model-factory", "tests.models.factories:not_a_network"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "returned dict, not a torch.nn.Module" in err and "Traceback" not in err
