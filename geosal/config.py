@@ -29,13 +29,28 @@ class ModelConfig(_Section):
     """Which network explains the imagery.
 
     ``name``: the shipped model (``ucmerced-resnet18``), a torchvision
-    ``architecture[:weights]`` or a checkpoint path; the other fields override
-    the model's spec (needed for plain state dicts: ``architecture``; for
-    models trained at a known resolution: ``gsd_m``).
+    ``architecture[:weights]``, ``timm:NAME``, TorchGeo weights
+    (``ResNet50_Weights.SENTINEL2_ALL_MOCO``) or a checkpoint path; the other
+    fields override the model's spec (needed for plain state dicts:
+    ``architecture``, such as ``resnet50`` or ``timm:convnext_tiny``, or
+    ``factory``; for models trained at a known resolution: ``gsd_m``).
+    ``factory``: ``package.module:function`` returning an ``nn.Module``, called
+    with ``options`` as keyword arguments (``options`` also go to timm,
+    TorchGeo and segmentation builders). ``band_names``: the bands the model
+    expects, in order. ``decoder``: ``ignore`` (explain a segmentation network's
+    encoder) or ``include`` (its decoder's stages). ``input_units``:
+    ``stretched`` (the scene stretched to 0..255) or ``source`` (the scene's own
+    values). See docs/models.md.
     """
 
     name: str = "ucmerced-resnet18"
     architecture: str | None = None
+    factory: str | None = None
+    options: dict[str, Any] | None = None
+    band_names: tuple[str, ...] | None = None
+    decoder: Literal["ignore", "include"] | None = None
+    input_units: Literal["stretched", "source"] | None = None
+    pixel_scale: float | None = Field(default=None, gt=0)
     num_classes: int | None = Field(default=None, gt=0)
     input_bands: int | None = Field(default=None, gt=0)
     gsd_m: float | None = Field(default=None, gt=0)
@@ -121,11 +136,18 @@ class ComputeConfig(_Section):
 
 
 class OutputConfig(_Section):
-    """What is written besides ``saliency.zarr``."""
+    """What is written besides the raw maps of ``saliency.zarr``, and how.
+
+    ``grid``: the grid of the combined map, LOVI and Fast-CAM: ``finest-scale``
+    (the grid of the finest saliency scale, stride 2 for ResNets: those layers
+    hold no finer detail, and a quarter of the pixels) or ``working`` (every
+    working pixel).
+    """
 
     cog: bool = True
     quicklook: bool = True
     stac: bool = True
+    grid: Literal["finest-scale", "working"] = "finest-scale"
 
 
 class ArchiveConfig(_Section):

@@ -1,7 +1,7 @@
 """``OUT/report.html``: one self-contained page about an archive run.
 
 No external assets: the style is inline and the only images are each scene's
-``quicklook.png``, referenced by a relative path (``<name>/quicklook.png``) so
+``quicklook.jpg``, referenced by a relative path (``<name>/quicklook.jpg``) so
 the report works wherever ``OUT/`` is copied or served.
 """
 
@@ -47,8 +47,8 @@ def _seconds(outcome: SceneOutcome, stage: str) -> str:
 
 def _row(outcome: SceneOutcome, out: Path) -> str:
     folder = quote(outcome.name)
-    quicklook = out / outcome.name / "quicklook.png"
-    thumb = (f'<a href="{folder}/quicklook.png"><img class="thumb" src="{folder}/quicklook.png" '
+    quicklook = out / outcome.name / "quicklook.jpg"
+    thumb = (f'<a href="{folder}/quicklook.jpg"><img class="thumb" src="{folder}/quicklook.jpg" '
              f'alt="quicklook of {escape(outcome.name)}" loading="lazy"></a>') if outcome.status != "failed" and quicklook.is_file() else ""
     name = f'<a href="{folder}/">{escape(outcome.name)}</a>' if outcome.status != "failed" else escape(outcome.name)
     tiles = f"{outcome.tiles_computed} / {outcome.tiles}" if outcome.tiles else ""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from geosal.config import RunConfig, load_config
+import yaml
+
+from geosal.config import ConfigError, RunConfig, load_config
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +20,16 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--model", metavar="NAME_OR_PATH",
                        help="ucmerced-resnet18 (default, shipped), a torchvision name such as resnet50:IMAGENET1K_V2, "
-                            "or a checkpoint file")
-    model.add_argument("--architecture", help="torchvision architecture of a plain state-dict checkpoint, e.g. resnet50")
+                            "timm:convnext_tiny, TorchGeo weights such as ResNet50_Weights.SENTINEL2_ALL_MOCO, or a checkpoint "
+                            "file (see docs/models.md)")
+    model.add_argument("--architecture",
+                       help="architecture of a plain state-dict checkpoint, e.g. resnet50, timm:convnext_tiny, smp:Unet, "
+                            "torchgeo:resnet50")
+    model.add_argument("--model-factory", metavar="MODULE:FUNCTION",
+                       help="build the network with package.module:function (keyword arguments: --model-option) and load "
+                            "--model into it")
+    model.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                       help="keyword argument of the model builder or factory (value read as YAML), repeatable")
     model.add_argument("--gsd", type=float, metavar="METRES", help="ground sample distance the model was trained at (overrides its spec)")
     saliency = parser.add_argument_group("saliency")
     saliency.add_argument("--statistic", help="per-location statistic (default smoe_scale; also std, mean, max, shannon_entropy, ...)")
@@ -65,6 +75,22 @@ def _weights(value: str | None) -> str | list[float] | None:
         return value  # the configuration names the bad value
 
 
+def _options(values: list[str] | None) -> dict | None:
+    """``KEY=VALUE`` items as a dict, each value read as YAML (``depth=18``, ``pretrained=false``)."""
+    if not values:
+        return None
+    options = {}
+    for item in values:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"--model-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--model-option {item!r}: the value is not valid YAML") from None
+    return options
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The ``--config`` file (or the defaults) with every option given on the command line applied.
 
@@ -72,7 +98,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ConfigError: the file or an option is invalid (one line naming the key).
     """
     overrides = {
-        "model": {"name": args.model, "architecture": args.architecture, "gsd_m": args.gsd},
+        "model": {"name": args.model, "architecture": args.architecture, "gsd_m": args.gsd,
+                  "factory": args.model_factory, "options": _options(args.model_option)},
         "saliency": {"statistic": args.statistic, "weights": _weights(args.weights), "layers": _split(args.layers),
                      "fast_cam_class": args.fast_cam_class},
         "tiling": {"tile": args.tile, "halo": args.halo, "block_tiles": args.block_tiles, "batch_size": args.batch_size},

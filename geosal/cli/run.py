@@ -9,7 +9,7 @@ from geosal.cli.options import add_run_options, config_from_args
 
 DESCRIPTION = (
     "Compute the per-scale and combined SMOE saliency of SCENE (any GeoTIFF) and write OUT/<scene-name>/: "
-    "saliency.zarr, combined.tif and lovi.tif (COGs), QGIS styles, quicklook.png and a STAC item.json."
+    "saliency.zarr, combined.tif and lovi.tif (COGs), QGIS styles, quicklook.jpg and a STAC item.json."
 )
 
 
@@ -51,6 +51,6 @@ def command(args: argparse.Namespace) -> int:
         f"Load Style ({out}/combined.qml)\n"
         f"    saliency.zarr           all maps; xarray.open_zarr('{out}/saliency.zarr') or "
         f"rasterio.open('ZARR:\"{out}/saliency.zarr\":/combined')\n"
-        f"    quicklook.png, item.json (STAC)"
+        f"    quicklook.jpg, item.json (STAC)"
     )
     return 0

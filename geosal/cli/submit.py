@@ -61,7 +61,7 @@ def command(args: argparse.Namespace) -> int:
         for outcome in failed:
             print(f"    {outcome.name} ({outcome.source}): {outcome.error}")
     print(
-        f"  outputs: {out}/<scene>/ (combined.tif, lovi.tif, saliency.zarr, quicklook.png, item.json)\n"
+        f"  outputs: {out}/<scene>/ (combined.tif, lovi.tif, saliency.zarr, quicklook.jpg, item.json)\n"
         f"    {out}/catalog.json  STAC Catalog of every scene's item\n"
         f"    {out}/summary.json  per-scene status, tiles, timings and sizes\n"
         f"    {out}/report.html   the same with quicklooks, for a browser"

@@ -87,7 +87,7 @@ class Evaluation:
         return self._decoded[key]
 
     def base_settings(self) -> dict:
-        return {"model": self.spec.weights if not self.spec.weights.startswith("checkpoint:") else "checkpoint",
+        return {"model": str(self.spec.weights) if self.spec.weights.kind != "checkpoint" else "checkpoint",
                 "model_sha1": self.fingerprint, "method_options": asdict(self.options), "seed": self.config.seed}
 
     def time(self, methods: list[Method], size: int) -> None:

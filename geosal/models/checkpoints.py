@@ -9,6 +9,7 @@ unwrapped: ``{"state_dict": ...}`` (Lightning / TorchGeo), ``{"model": ...}``,
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -17,23 +18,36 @@ import torch
 from torch import nn
 
 from geosal.models.errors import ModelLoadError
+from geosal.models.extras import require
 
 GEOSAL_FORMAT = "geosal-checkpoint-v1"
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "network", "net")
 PREFIXES = ("module.", "_orig_mod.", "model.", "network.")
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint file as a plain dict, refusing anything that needs code.
+def read_checkpoint(path: str | Path, content: bytes | None = None) -> dict:
+    """Load a checkpoint as a plain dict, refusing anything that needs code.
+
+    PyTorch files are read with ``torch.load(weights_only=True)``; ``.safetensors``
+    files (timm's cache) with ``safetensors``, which holds tensors only.
+
+    Args:
+        path: the file; with ``content`` only its name is used (in messages, and
+            its suffix to recognise safetensors).
+        content: the file's bytes, when they came from elsewhere (a client that
+            resolved the model and sent them to a worker).
 
     Raises:
         ModelLoadError: missing file, not a PyTorch file, corrupt, or pickled objects.
     """
     path = Path(path)
-    if not path.is_file():
+    if content is None and not path.is_file():
         raise ModelLoadError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors" or (content is not None and _looks_like_safetensors(content)):
+        return _read_safetensors(path, content)
+    source = io.BytesIO(content) if content is not None else path
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "Unsupported global" not in str(error):  # no class to refuse: the bytes are not a pickle at all
             raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({_first_line(error)})") from error
@@ -43,9 +57,25 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({_first_line(error)})") from error
-    if not isinstance(content, dict):
-        raise ModelLoadError(f"{path}: expected a state dict, found {type(content).__name__}")
-    return content
+    if not isinstance(loaded, dict):
+        raise ModelLoadError(f"{path}: expected a state dict, found {type(loaded).__name__}")
+    return loaded
+
+
+def _looks_like_safetensors(content: bytes) -> bool:
+    """A safetensors file starts with its header's length (8 bytes, little-endian) and the JSON header."""
+    if len(content) < 10:
+        return False
+    header = int.from_bytes(content[:8], "little")
+    return 0 < header <= len(content) - 8 and content[8:9] == b"{"
+
+
+def _read_safetensors(path: Path, content: bytes | None) -> dict:
+    safetensors_torch = require("safetensors.torch")
+    try:
+        return dict(safetensors_torch.load(content if content is not None else path.read_bytes()))
+    except Exception as error:  # safetensors raises its own SafetensorError for any malformed file
+        raise ModelLoadError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
 
 
 def _first_line(error: Exception) -> str:
@@ -70,14 +100,23 @@ def extract_state_dict(content: dict) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_weights(network: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_weights(network: nn.Module, state: dict[str, torch.Tensor], source: str, optional: tuple[str, ...] = ()) -> None:
     """Copy ``state`` into ``network`` strictly (dtypes converted to the network's).
+
+    Args:
+        optional: key prefixes that may be missing from ``state`` or present in it
+            without a place in the network (a classifier head that a backbone lacks).
 
     Raises:
         ModelLoadError: missing or unexpected keys, or shape mismatches, all listed.
     """
     expected = network.state_dict()
-    missing = sorted(set(expected) - set(state))
+
+    def required(key: str) -> bool:
+        return not key.startswith(optional) if optional else True
+
+    state = {k: v for k, v in state.items() if k in expected or required(k)}
+    missing = sorted(k for k in set(expected) - set(state) if required(k))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(
         f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
@@ -93,7 +132,7 @@ def load_weights(network: nn.Module, state: dict[str, torch.Tensor], source: str
         problems.append(f"shape mismatches (checkpoint vs model): {_short(wrong)}")
     if problems:
         raise ModelLoadError(f"{source} does not fit the network: " + "; ".join(problems))
-    network.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    network.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=not optional)
 
 
 def _short(items: list[str], limit: int = 6) -> str:

@@ -1,6 +1,7 @@
 """``load_model``: one entry point for every source of weights.
 
-Sources, by the ``name_or_path`` given:
+Sources, by the ``name_or_path`` given (the same strings work for ``--model``
+and the config's ``model.name``):
 
 - ``None``, ``"default"`` or ``"ucmerced-resnet18"``: the model shipped with
   geosal (a ResNet-18 trained on UC Merced Land Use), loaded offline;
@@ -8,20 +9,30 @@ Sources, by the ``name_or_path`` given:
   torchvision architecture with torchvision weights, downloaded and cached by
   ``torch.hub`` exactly as torchvision does (``$TORCH_HOME/hub/checkpoints``);
   a plain architecture name means its ``DEFAULT`` weights;
-- ``"resnet50:none"`` or ``"none"`` (with ``architecture=``): random
-  initialisation, with a warning;
+- ``"timm:convnext_tiny"``, ``"timm:convnext_tiny.fb_in1k"``: timm pretrained
+  weights from timm's own cache;
+- ``"ResNet50_Weights.SENTINEL2_ALL_MOCO"`` (or ``"torchgeo:..."``): TorchGeo
+  weights, with the bands, normalisation and resolution they declare;
+- ``"<family>:<architecture>:none"`` or ``"none"`` (with ``architecture=``):
+  random initialisation, with a warning (``smp:Unet:none``, ``timm:convnext_tiny:none``);
 - a path to a checkpoint file: a state dict or a common wrapper of one, read
-  with ``torch.load(weights_only=True)``.
+  with ``torch.load(weights_only=True)``; a plain state dict needs
+  ``architecture=`` (``resnet50``, ``timm:convnext_tiny``, ``smp:Unet``,
+  ``torchgeo:resnet50``) or ``factory="package.module:function"``.
+
+:func:`resolve_spec` runs on the client: it checks that the weights exist and
+load into the network, and pins the file's SHA-256 in the spec. Workers then
+build the model with :func:`load_from_spec`, from their own copy or from the
+bytes the client read (:func:`weight_bytes`), refusing any other bytes.
 
 Every failure raises :class:`ModelLoadError` with one line saying what to do.
 """
 
 from __future__ import annotations
 
-import urllib.error
+import functools
 import warnings
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +40,32 @@ import torch
 import torchvision
 from torch import nn
 
-from geosal.models.checkpoints import GEOSAL_FORMAT, extract_state_dict, load_weights, read_checkpoint
+from geosal.models import timm_models, torchgeo_models
+from geosal.models.checkpoints import GEOSAL_FORMAT, extract_state_dict, read_checkpoint
 from geosal.models.errors import ModelLoadError
-from geosal.models.networks import adapt_first_conv, build_network, classification_architectures, first_conv
-from geosal.models.spec import ModelSpec
+from geosal.models.families import (
+    SHIPPED_MODELS,
+    build_full,
+    build_network_for,
+    network_with_weights,
+    shipped_checkpoint,
+    weights_file,
+)
+from geosal.models.networks import classification_architectures, first_conv
+from geosal.models.pinning import bytes_sha256, check_pin, file_sha256, read_pinned_bytes
+from geosal.models.spec import FAMILIES, ModelSpec
+from geosal.models.weights_source import NO_WEIGHTS, WeightsKind, WeightsSource
 
-SHIPPED_MODELS = {"ucmerced-resnet18": "ucmerced_resnet18.pt"}
 DEFAULT_MODEL = "ucmerced-resnet18"
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar", ".safetensors")
+FAMILY_PREFIXES = {"torchvision": "torchvision", "timm": "timm", "torchgeo": "torchgeo", "smp": "segmentation",
+                   "segmentation": "segmentation"}
+"""``--model`` / ``architecture`` prefixes and the family each names."""
+
+__all__ = [
+    "DEFAULT_MODEL", "SHIPPED_MODELS", "LoadedModel", "build_network_for", "load_from_spec", "load_model",
+    "resolve_spec", "shipped_checkpoint", "weight_bytes",
+]
 
 
 @dataclass
@@ -57,27 +86,31 @@ class LoadedModel:
         return list(self.spec.classes)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
-        """Turn raw pixels into the network's input.
+        """Turn pixels into the network's input.
 
         Args:
-            images: ``uint8`` array ``[N, H, W, C]``; ``C`` must equal the
-                model's ``input_bands``, or be 1 for a 3-band model whose spec
-                says ``single_band="replicate"`` (the band is copied to R, G and B).
+            images: ``[N, H, W, C]``: ``uint8`` for a spec with ``input_units="stretched"``;
+                any integer or float dtype (the scene's own values) for ``"source"``.
+                ``C`` must equal the model's ``input_bands``, or be 1 for a 3-band
+                model whose spec says ``single_band="replicate"`` (the band is
+                copied to R, G and B).
 
         Returns:
-            ``float32`` tensor ``[N, input_bands, H, W]``: ``pixel * pixel_scale``,
+            ``float32`` tensor ``[N, input_bands, H, W]``: ``value * pixel_scale``,
             then ``(value - mean) / std`` per channel, on the network's device.
 
         Raises:
             ValueError: wrong dtype, rank or band count.
         """
         images = np.asarray(images)
-        if images.dtype != np.uint8:
+        spec = self.spec
+        if spec.input_units == "stretched" and images.dtype != np.uint8:
             raise ValueError(f"preprocess expects uint8 pixels, got {images.dtype}; scale the data to 0-255 first")
+        if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+            raise ValueError(f"preprocess expects numeric pixels, got {images.dtype}")
         if images.ndim != 4:
             raise ValueError(f"preprocess expects [N, H, W, C], got shape {images.shape}")
         bands = images.shape[-1]
-        spec = self.spec
         if bands != spec.input_bands:
             if bands == 1 and spec.input_bands == 3 and spec.single_band == "replicate":
                 images = np.repeat(images, 3, axis=-1)
@@ -87,55 +120,110 @@ class LoadedModel:
                     f"(for example bands: [1, 2, 3]) or load the model with input_bands={bands}"
                 )
         device = next(self.network.parameters()).device
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device).permute(0, 3, 1, 2)
         mean = torch.tensor(spec.mean, device=device).view(1, -1, 1, 1)
         std = torch.tensor(spec.std, device=device).view(1, -1, 1, 1)
         return (x * spec.pixel_scale - mean) / std
 
 
-def shipped_checkpoint(name: str) -> Path:
-    """Path of a checkpoint shipped inside the package."""
-    return Path(str(resources.files("geosal.models") / "weights" / SHIPPED_MODELS[name]))
-
-
 def resolve_spec(name_or_path: str | None = None, **overrides) -> ModelSpec:
-    """The :class:`ModelSpec` for a model name or checkpoint, without building the network.
+    """The :class:`ModelSpec` for a model name or checkpoint, checked and pinned.
+
+    Runs on the client, before any cluster: the network is built, the weights
+    are found (downloaded once when that is how their library works), loaded
+    into it, and their file's SHA-256 is recorded in ``spec.weights.sha256``.
+    Checks are cached per spec, so an archive of scenes pays them once.
 
     Args:
         name_or_path: see the module docstring.
-        overrides: :class:`ModelSpec` fields to replace (``architecture``,
-            ``num_classes``, ``input_bands``, ``classes``, ``mean``, ``std``,
-            ``gsd_m``, ``weights``...); ``None`` values are ignored.
+        overrides: :class:`ModelSpec` fields to replace (``architecture`` with an
+            optional family prefix such as ``timm:``, ``num_classes``,
+            ``input_bands``, ``band_names``, ``classes``, ``mean``, ``std``,
+            ``gsd_m``, ``options``, ``decoder``...), plus ``factory``
+            (``package.module:function``); ``None`` values are ignored.
 
     Raises:
-        ModelLoadError: the source cannot be resolved.
+        ModelLoadError: the source cannot be resolved, the weights are missing,
+            corrupt or do not fit.
     """
+    overrides = _normalise_overrides(overrides)
+    name = DEFAULT_MODEL if name_or_path in (None, "", "default") else str(name_or_path)
+    try:
+        spec = _resolve_unpinned(name, overrides)
+    except ValueError as error:
+        if isinstance(error, ModelLoadError):
+            raise
+        raise ModelLoadError(str(error)) from None
+    return _pinned_and_checked(spec)
+
+
+def _normalise_overrides(overrides: dict) -> dict:
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    factory = overrides.pop("factory", None)
+    if factory is not None:
+        overrides["family"], overrides["architecture"] = "factory", str(factory)
+    architecture = overrides.get("architecture")
+    if architecture is not None and factory is None:
+        prefix, colon, rest = str(architecture).partition(":")
+        if colon and prefix in FAMILY_PREFIXES:
+            overrides["family"], overrides["architecture"] = FAMILY_PREFIXES[prefix], rest
     unknown = set(overrides) - set(ModelSpec.__dataclass_fields__)
     if unknown:
         raise ModelLoadError(f"unknown model option(s): {', '.join(sorted(unknown))}")
-    name = DEFAULT_MODEL if name_or_path in (None, "", "default") else str(name_or_path)
+    if overrides.get("family", "torchvision") not in FAMILIES:
+        raise ModelLoadError(f"unknown model family {overrides['family']!r}; one of: {', '.join(FAMILIES)}")
+    return overrides
+
+
+def _resolve_unpinned(name: str, overrides: dict) -> ModelSpec:
     if name in SHIPPED_MODELS:
-        return _checkpoint_spec(shipped_checkpoint(name), f"shipped:{name}", overrides)
-    architecture, _, weights = name.partition(":")
+        return _checkpoint_spec(shipped_checkpoint(name), WeightsSource(WeightsKind.SHIPPED, name), overrides)
     if name == "none":
         if "architecture" not in overrides:
             raise ModelLoadError("'none' (random weights) needs an architecture, for example resnet50:none")
-        return ModelSpec(weights="none", **overrides)
-    if architecture in classification_architectures():
+        return _random_spec(overrides)
+    prefix, colon, rest = name.partition(":")
+    family = FAMILY_PREFIXES.get(prefix) if colon else None
+    if family is None and "_Weights." in name and "/" not in name:
+        family, rest = "torchgeo", name
+    if family is not None and not Path(name).exists():
+        target, _, weights = rest.rpartition(":") if rest.endswith(":none") else (rest, "", "")
+        if weights == "none":
+            return _random_spec({"family": family, **overrides, "architecture": overrides.get("architecture", target)})
+        if family == "timm":
+            return timm_models.resolve(rest, overrides)
+        if family == "torchgeo":
+            return torchgeo_models.resolve(rest, overrides)
+        if family == "torchvision":
+            name = rest
+        else:
+            raise ModelLoadError(f"{name}: segmentation models are random ({prefix}:ARCH:none) or a checkpoint "
+                                 f"with --architecture {prefix}:ARCH")
+    architecture, _, weights = name.partition(":")
+    if architecture in classification_architectures() and overrides.get("family", "torchvision") == "torchvision":
+        if weights.lower() == "none":
+            return _random_spec({"architecture": architecture, **overrides})
         return _torchvision_spec(architecture, weights or "DEFAULT", overrides)
     path = Path(name)
     if path.exists() or path.suffix in CHECKPOINT_SUFFIXES or "/" in name:
-        return _checkpoint_spec(path, f"checkpoint:{path.resolve()}", overrides)
+        return _checkpoint_spec(path, WeightsSource(WeightsKind.CHECKPOINT, str(path.resolve())), overrides)
     raise ModelLoadError(
-        f"unknown model {name!r}: give a torchvision architecture (resnet50, resnet50:IMAGENET1K_V2), "
-        f"a checkpoint file, '<architecture>:none' or a shipped model ({', '.join(SHIPPED_MODELS)})"
+        f"unknown model {name!r}: give a torchvision architecture (resnet50, resnet50:IMAGENET1K_V2), timm:NAME, "
+        f"TorchGeo weights (ResNet50_Weights.SENTINEL2_ALL_MOCO), a checkpoint file, '<architecture>:none' "
+        f"or a shipped model ({', '.join(SHIPPED_MODELS)})"
     )
 
 
+def _random_spec(overrides: dict) -> ModelSpec:
+    if overrides.get("family") == "segmentation":
+        overrides = {"num_classes": 1, **overrides}
+    spec = ModelSpec(weights=NO_WEIGHTS, **overrides)
+    if spec.family != "factory" or "input_bands" in overrides:
+        return spec
+    return spec.with_overrides(**_shapes_of(build_full(spec)))
+
+
 def _torchvision_spec(architecture: str, weights: str, overrides: dict) -> ModelSpec:
-    if weights.lower() == "none":
-        return ModelSpec(architecture=architecture, weights="none", **{"num_classes": 1000, **overrides})
     try:
         enum = torchvision.models.get_model_weights(architecture)
         member = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
@@ -145,7 +233,7 @@ def _torchvision_spec(architecture: str, weights: str, overrides: dict) -> Model
     transform = member.transforms()
     base = ModelSpec(
         architecture=architecture,
-        weights=f"torchvision:{member.name}",
+        weights=WeightsSource(WeightsKind.TORCHVISION, member.name),
         num_classes=len(member.meta.get("categories", [])) or 1000,
         classes=tuple(member.meta.get("categories", ())),
         mean=tuple(transform.mean),
@@ -155,72 +243,123 @@ def _torchvision_spec(architecture: str, weights: str, overrides: dict) -> Model
     return base.with_overrides(**overrides)
 
 
-def _checkpoint_spec(path: Path, weights: str, overrides: dict) -> ModelSpec:
+def _checkpoint_spec(path: Path, weights: WeightsSource, overrides: dict) -> ModelSpec:
     content = read_checkpoint(path)
     if content.get("format") == GEOSAL_FORMAT:
         spec = ModelSpec.from_dict(content["spec"])
         return spec.with_overrides(weights=weights, **overrides)
     state = extract_state_dict(content)
-    architecture = overrides.get("architecture")
-    if architecture is None:
-        raise ModelLoadError(f"{path}: a plain state dict does not say its architecture; pass architecture=... (--architecture)")
-    inferred = _infer_shapes(architecture, state)
-    return ModelSpec(weights=weights, **{**inferred, **overrides})
+    if "architecture" not in overrides:
+        raise ModelLoadError(
+            f"{path}: a plain state dict does not say its architecture; pass architecture=... (--architecture, "
+            "for example resnet50 or timm:convnext_tiny) or factory=package.module:function (--model-factory)"
+        )
+    probe = ModelSpec(**{k: v for k, v in overrides.items() if k not in ("mean", "std", "band_names")})
+    inferred = _shapes_of(build_full(probe)) if probe.family == "factory" else _infer_shapes(probe, state)
+    values = {**inferred, **overrides}
+    bands = values.get("input_bands", 3)
+    if bands != 3 and ("mean" not in values or "std" not in values):
+        raise ModelLoadError(
+            f"{path}: the network takes {bands} bands: give its per-band normalisation "
+            f"(model.mean and model.std, {bands} values each, after pixel_scale)"
+        )
+    return ModelSpec(weights=weights, **values)
 
 
-def _infer_shapes(architecture: str, state: dict[str, torch.Tensor]) -> dict:
-    """``num_classes`` and ``input_bands`` read off the checkpoint's first conv and last linear layer."""
-    probe = build_network(architecture, num_classes=1000)
+def _shapes_of(network: nn.Module) -> dict:
+    """``input_bands`` and ``num_classes`` of a built network (its first conv and last linear layer)."""
+    _, conv = first_conv(network)
+    linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
+    return {"input_bands": conv.in_channels, "num_classes": linears[-1].out_features if linears else 0}
+
+
+def _infer_shapes(spec: ModelSpec, state: dict[str, torch.Tensor]) -> dict:
+    """``num_classes`` and ``input_bands`` read off the checkpoint's first conv and its head
+    (the last linear layer, or a segmentation network's last convolution)."""
+    probe = build_full(spec)
     conv_name, _ = first_conv(probe)
-    linear_name = [n for n, m in probe.named_modules() if isinstance(m, nn.Linear)][-1]
+    head_types = (nn.Conv2d,) if spec.family == "segmentation" or spec.architecture == "unet" else (nn.Linear,)
+    heads = [n for n, m in probe.named_modules() if isinstance(m, head_types)]
     inferred = {}
-    if f"{linear_name}.weight" in state:
-        inferred["num_classes"] = int(state[f"{linear_name}.weight"].shape[0])
+    if heads and f"{heads[-1]}.weight" in state:
+        inferred["num_classes"] = int(state[f"{heads[-1]}.weight"].shape[0])
     if f"{conv_name}.weight" in state:
         inferred["input_bands"] = int(state[f"{conv_name}.weight"].shape[1])
     return inferred
 
 
-def load_from_spec(spec: ModelSpec, device: str | torch.device = "cpu") -> LoadedModel:
+def _pinned_and_checked(spec: ModelSpec) -> ModelSpec:
+    path = weights_file(spec)
+    if path is None:
+        _check_builds(spec)
+        return spec
+    sha256 = file_sha256(path)
+    check_pin(spec.weights, sha256, str(path))
+    pinned = replace(spec, weights=spec.weights.pinned(sha256))
+    _check_loads(pinned)
+    return pinned
+
+
+@functools.lru_cache(maxsize=16)
+def _check_builds(spec: ModelSpec) -> None:
+    build_network_for(spec)
+
+
+@functools.lru_cache(maxsize=16)
+def _check_loads(spec: ModelSpec) -> None:
+    _network_from_file(spec, weights_file(spec), None)
+
+
+def weight_bytes(spec: ModelSpec) -> bytes | None:
+    """The bytes of a resolved spec's weight file, checked against its pin, to send to
+    workers that do not share this machine's files (``None`` for random weights).
+
+    Raises:
+        ModelLoadError: the file is missing or no longer matches the pin.
+    """
+    path = weights_file(spec)
+    return None if path is None else read_pinned_bytes(path, spec.weights)
+
+
+def load_from_spec(spec: ModelSpec, device: str | torch.device = "cpu", weights: bytes | None = None) -> LoadedModel:
     """Build the network a :class:`ModelSpec` describes and load its weights.
 
     This is what each Dask worker calls once.
 
+    Args:
+        spec: a spec, normally pinned by :func:`resolve_spec`.
+        device: where to put the network.
+        weights: the weight file's bytes as the client read them (:func:`weight_bytes`),
+            for a worker that does not share the client's files; ``None`` reads the
+            spec's own file (checked against the pin when there is one).
+
     Raises:
-        ModelLoadError: the weights cannot be fetched or do not fit.
+        ModelLoadError: the weights cannot be found, differ from the pin, or do not fit.
     """
-    source, _, where = spec.weights.partition(":")
-    if source == "torchvision":
-        network = build_network(spec.architecture, spec.num_classes)
-        network.load_state_dict(_torchvision_state(spec.architecture, where))
-        if spec.input_bands != 3:
-            adapt_first_conv(network, spec.input_bands)
+    if spec.weights.is_random:
+        if weights is not None:
+            raise ModelLoadError("weight bytes were given for a spec with random weights")
+        warnings.warn(
+            f"{spec.architecture} has random weights: its saliency maps describe an untrained network",
+            stacklevel=2,
+        )
+        return LoadedModel(build_network_for(spec).to(device), spec)
+    if weights is not None:
+        if not spec.weights.sha256:
+            raise ModelLoadError("weight bytes can only be checked against a pinned spec: resolve it with resolve_spec first")
+        check_pin(spec.weights, bytes_sha256(weights), "the bytes sent by the client")
+        network = _network_from_file(spec, None, weights)
     else:
-        network = build_network(spec.architecture, spec.num_classes, spec.input_bands)
-        if source in ("checkpoint", "shipped"):
-            path = shipped_checkpoint(where) if source == "shipped" else Path(where)
-            load_weights(network, extract_state_dict(read_checkpoint(path)), str(path))
-        elif source == "none":
-            warnings.warn(
-                f"{spec.architecture} has random weights: its saliency maps describe an untrained network",
-                stacklevel=2,
-            )
-        else:
-            raise ModelLoadError(f"unknown weights source {spec.weights!r}")
+        network = _network_from_file(spec, weights_file(spec), None)
     return LoadedModel(network.eval().to(device), spec)
 
 
-def _torchvision_state(architecture: str, weights_name: str) -> dict[str, torch.Tensor]:
-    member = torchvision.models.get_model_weights(architecture)[weights_name]
-    hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
-    try:
-        return torch.hub.load_state_dict_from_url(member.url, progress=False, check_hash=True, weights_only=True)
-    except (urllib.error.URLError, OSError) as error:
-        raise ModelLoadError(
-            f"cannot download torchvision weights {architecture}:{weights_name} ({getattr(error, 'reason', error)}); "
-            f"offline, fetch {member.url} elsewhere and put it in {hub_dir}, or pass the file as the model path "
-            f"with architecture={architecture}"
-        ) from None
+def _network_from_file(spec: ModelSpec, path: Path | None, content: bytes | None) -> nn.Module:
+    if content is None:
+        content = read_pinned_bytes(path, spec.weights)
+    label = str(path) if path is not None else f"weights {spec.weights}"
+    state = extract_state_dict(read_checkpoint(label, content))
+    return network_with_weights(spec, state, label)
 
 
 def load_model(name_or_path: str | None = None, device: str | torch.device = "cpu", **overrides) -> LoadedModel:
@@ -230,7 +369,7 @@ def load_model(name_or_path: str | None = None, device: str | torch.device = "cp
         name_or_path: model name, ``architecture[:weights]`` or checkpoint path;
             ``None`` loads the shipped default.
         device: where to put the network.
-        overrides: :class:`ModelSpec` fields, for example ``architecture="resnet50"``
+        overrides: see :func:`resolve_spec`; for example ``architecture="resnet50"``
             for a plain state dict, ``input_bands=4`` for an RGBN model,
             ``gsd_m=0.15`` or ``mean=...``/``std=...``.
 

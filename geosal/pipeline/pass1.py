@@ -1,13 +1,15 @@
 """Pass 1 of a scene, one block at a time: tiles through the network, raw maps to Zarr.
 
 :func:`run_block` is a pure function of the scene job and a block index (plus
-the runner its executor hands it): it reads the block's window with its halo, runs the tiles,
-keeps the core of every tile's maps, writes them as whole chunks, and returns
-the block's valid-pixel statistics per scale. Rerunning a block rewrites the
-same bytes.
+the runner its executor hands it): it reads the block's window with its halo,
+runs the tiles, keeps the core of every tile's maps, writes them as whole
+chunks, and returns the block's valid-pixel statistics per scale. Rerunning a
+block rewrites the same bytes.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -18,24 +20,42 @@ from geosal.raster import bound_gdal_cache, mark_block_done, read_window, to_uin
 from geosal.raster.store import CAM, PREVIEW, VALID
 
 
-def read_block_pixels(job: SceneJob, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """The block's core plus halo as model input.
+class BlockInput(NamedTuple):
+    """A block's core plus halo, ``[S, S, ...]`` with ``S = block + 2 halo``.
 
-    Returns:
-        ``uint8`` ``[block + 2 halo, block + 2 halo, bands]`` (scene-wide scaling;
-        invalid pixels filled with the scene's band means so collars and
-        edges look neutral to the network) and ``valid`` bool of the same size.
+    Attributes:
+        pixels: ``uint8`` ``[S, S, bands]``: the scene-wide stretch, invalid pixels (nodata and the halo
+            beyond the scene's edges) set to the scene's band means (:attr:`BandScaling.fill`), so collars and
+            edges look neutral to the network; the preview is drawn from it.
+        valid: bool ``[S, S]``: the source pixel is valid data.
+        model_input: ``pixels``, or for a model that takes the scene's own values (``input_units="source"``)
+            ``float32`` ``[S, S, bands]`` source values with the same filling.
     """
+
+    pixels: np.ndarray
+    valid: np.ndarray
+    model_input: np.ndarray
+
+
+def read_block_input(job: SceneJob, index: int) -> BlockInput:
+    """Read block ``index``'s core plus halo on the working grid (see :class:`BlockInput`)."""
     plan = job.plan
     row, col = plan.block_origin(index)
     size = plan.block + 2 * plan.halo
     bound_gdal_cache(job.settings.gdal_cache_mb)
     with rasterio.open(plan.scene.path) as dataset:
         data, valid = read_window(dataset, plan.scene, plan.grid, row - plan.halo, col - plan.halo, size, size)
-    data = data.astype(np.float64, copy=False)
-    means = np.asarray(plan.scaling.mean, dtype=np.float64).reshape(-1, 1, 1)
-    data = np.where(valid[None], data, means)
-    return np.moveaxis(to_uint8(data, plan.scaling), 0, -1), valid
+    invalid = ~valid
+    pixels = to_uint8(data, plan.scaling)
+    if invalid.any():
+        pixels = pixels.copy() if pixels is data else pixels
+        pixels[:, invalid] = np.asarray(plan.scaling.fill, np.uint8)[:, None]
+    pixels = np.moveaxis(pixels, 0, -1)
+    if plan.spec.input_units != "source":
+        return BlockInput(pixels, valid, pixels)
+    source = data.astype(np.float32)
+    source[:, invalid] = np.asarray(plan.scaling.mean, np.float32)[:, None]
+    return BlockInput(pixels, valid, np.moveaxis(source, 0, -1))
 
 
 def footprint_any_all(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +75,7 @@ def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
         the plan has a Fast-CAM class).
     """
     plan, store, batch_size = job.plan, job.store, job.settings.batch_size
-    pixels, valid = read_block_pixels(job, index)
+    pixels, valid, model_input = read_block_input(job, index)
     halo, tile, block = plan.halo, plan.tile, plan.block
     offsets = plan.tiles_in_block(index)
     span = tile + 2 * halo
@@ -64,12 +84,13 @@ def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
     cam_block = np.full((block // cam_stride, block // cam_stride), np.nan, np.float32)
     for first in range(0, len(offsets), batch_size):
         batch = offsets[first : first + batch_size]
-        tiles = np.stack([pixels[r : r + span, c : c + span] for r, c in batch])
-        padded = _pad_batch(tiles, batch_size) if job.settings.compile else tiles
+        tiles = np.stack([model_input[r : r + span, c : c + span] for r, c in batch])
+        if job.settings.compile:
+            tiles = pad_batch(tiles, batch_size)
         if plan.fast_cam_class is None:
-            maps = runner.raw_maps(padded)
+            maps = runner.raw_maps(tiles)
         else:
-            maps, cam = runner.raw_maps_and_cam(padded, plan.fast_cam_class)
+            maps, cam = runner.raw_maps_and_cam(tiles, plan.fast_cam_class)
             _place(cam_block, cam, batch, cam_stride, halo, tile)
         for target, scale_maps, scale in zip(blocks, maps, plan.scales):
             _place(target, scale_maps, batch, scale.stride, halo, tile)
@@ -91,8 +112,7 @@ def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
     write_region(store, VALID, row, col, core_valid[:rows, :cols].astype(np.uint8))
     stride = plan.preview_stride
     preview = block_mean(pixels[halo : halo + block, halo : halo + block, : plan.preview_bands], stride)
-    write_region(store, PREVIEW, row // stride, col // stride,
-                 preview[:, : -(-rows // stride), : -(-cols // stride)])
+    write_region(store, PREVIEW, row // stride, col // stride, preview[:, : -(-rows // stride), : -(-cols // stride)])
     stats = np.asarray(stats, dtype=np.float64)
     mark_block_done(store, index, stats)
     return stats
@@ -106,11 +126,13 @@ def block_mean(pixels: np.ndarray, stride: int) -> np.ndarray:
     return np.rint(footprints.mean(axis=(1, 3), dtype=np.float32)).astype(np.uint8).transpose(2, 0, 1)
 
 
-def _pad_batch(tiles: np.ndarray, size: int) -> np.ndarray:
-    """Repeat the last tile so every batch has ``size`` tiles (static shapes for a compiled model)."""
-    if len(tiles) == size:
+def pad_batch(tiles: np.ndarray, size: int) -> np.ndarray:
+    """Repeat the last tile up to the next power of two (at most ``size``) tiles, so a compiled model sees a
+    few static batch shapes (not one per remainder) and never pads a short batch to the full batch size."""
+    target = min(size, 1 << (len(tiles) - 1).bit_length())
+    if len(tiles) == target:
         return tiles
-    return np.concatenate([tiles, np.repeat(tiles[-1:], size - len(tiles), axis=0)])
+    return np.concatenate([tiles, np.repeat(tiles[-1:], target - len(tiles), axis=0)])
 
 
 def _place(target: np.ndarray, maps: np.ndarray, offsets, stride: int, halo: int, tile: int) -> None:

@@ -1,31 +1,48 @@
-"""Pass 2 of a scene, one output chunk at a time: normalise, upsample, combine, render.
+"""Pass 2 of a scene, one block at a time: normalise, upsample, combine, render, encode.
 
-Each chunk reads the raw maps that cover it plus a one-pixel margin, squashes
-them with the *scene-wide* statistics of pass 1 (so every chunk uses the same
-normalisation), upsamples them bilinearly on the global grid and combines them
-with the weights of Eq. 3. The upsampling is exactly
-``F.interpolate(whole_map, scale_factor=stride, mode="bilinear", align_corners=False)``
-restricted to the chunk, so chunk borders cannot show.
+Each block reads the raw maps that cover its core plus a one-pixel margin,
+squashes them with the *scene-wide* statistics of pass 1 (so every block uses
+the same normalisation), upsamples them bilinearly on the global grid onto the
+output grid and combines them with the weights of Eq. 3. The upsampling from a
+scale of stride ``s_k`` to the output grid of stride ``s_out`` is exactly
+``F.interpolate(whole_map, scale_factor=s_k / s_out, mode="bilinear", align_corners=False)``
+restricted to the block, so block borders cannot show.
 
 Nodata is handled by normalised convolution: map pixels whose footprint is
 all nodata carry weight 0, and each output pixel is the weighted bilinear
-mean of its valid neighbours. Output pixels whose source pixel is nodata are
-NaN in ``combined`` and transparent in ``lovi``.
+mean of its valid neighbours. Output pixels whose footprint holds no valid
+source pixel are NaN in ``combined`` and transparent in ``lovi``.
+
+Besides writing the combined map (and Fast-CAM) into the Zarr store as 16-bit
+codes (:mod:`~geosal.pipeline.layout`), a block encodes its COG tiles
+(level 0) into fragment files and writes the first overview of its layers
+into the scratch pyramid, from which :mod:`~geosal.pipeline.overviews` builds
+the coarser levels: the COG export costs the client only a concatenation.
+Arithmetic is float32 torch, on all of torch's threads.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from geosal.pipeline.job import SceneJob
+from geosal.pipeline.layout import COG_CODES, STORE_CODES, cog_layouts, unit_codes
 from geosal.raster import read_region, write_region
+from geosal.raster.cog_tiles import CogLayout, downsample, encode_tile
 from geosal.raster.store import CAM, COMBINED, FAST_CAM, LOVI, VALID
 from geosal.saliency.lovi import lovi_uint8
 from geosal.saliency.normalize import normal_cdf
+
+PYRAMID = ".pyramid.zarr"
+"""Scratch store of the output layers' overview levels (in the partial output folder, removed at the end)."""
+TILES = ".tiles"
+"""Folder of the encoded COG tiles, ``<layer>/<level>/<row>_<col>`` (in the partial output folder)."""
 
 
 @dataclass(frozen=True)
@@ -46,61 +63,120 @@ class SceneStatistics:
         return cls(tuple(map(float, mean)), tuple(map(float, std)), tuple(int(c) for c in count))
 
 
-def upsample_normalised(region: np.ndarray, stride: int, mean: float, std: float) -> np.ndarray:
-    """Normal-CDF squash a raw map region and upsample it by ``stride``, ignoring NaN.
+def upsample_normalised(region: np.ndarray, factor: int, mean: float, std: float) -> torch.Tensor:
+    """Normal-CDF squash a raw map region and upsample it by ``factor``, ignoring NaN.
 
     Args:
         region: ``[h, w]`` raw values, NaN where there is no data.
-        stride: integer upsampling factor.
+        factor: integer upsampling factor (1: squash only).
         mean, std: scene-wide statistics of the map.
 
     Returns:
-        ``[h * stride, w * stride]`` float32 in [0, 1], NaN where no valid map
-        pixel contributes.
+        ``[h * factor, w * factor]`` float32 in [0, 1], NaN where no valid map pixel contributes.
     """
-    values = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))[None]
-    squashed = normal_cdf(values, mean=mean, std=std)
+    squashed = normal_cdf(torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))[None], mean=mean, std=std)
+    if factor == 1:
+        return squashed[0]
     weight = torch.isfinite(squashed).float()
-    stacked = torch.stack([torch.nan_to_num(squashed, nan=0.0) * weight, weight], dim=1)
-    up = F.interpolate(stacked, scale_factor=stride, mode="bilinear", align_corners=False)[0]
-    out = torch.where(up[1] > 1e-6, up[0] / up[1].clamp_min(1e-6), torch.full_like(up[0], float("nan")))
-    return out.numpy()
+    stacked = torch.stack([torch.nan_to_num(squashed, nan=0.0), weight], dim=1)
+    up = F.interpolate(stacked, scale_factor=factor, mode="bilinear", align_corners=False)[0]
+    return torch.where(up[1] > 1e-6, up[0] / up[1].clamp_min(1e-6), torch.full_like(up[0], float("nan")))
 
 
-def _scale_region(store: str, name: str, stride: int, row: int, col: int, rows: int, cols: int,
-                  mean: float, std: float) -> np.ndarray:
-    """The normalised map ``name`` upsampled onto working pixels ``[row:row+rows, col:col+cols]``."""
-    map_row, map_col = row // stride - 1, col // stride - 1
-    region = read_region(store, name, map_row, map_col, -(-rows // stride) + 2, -(-cols // stride) + 2)
-    up = upsample_normalised(region, stride, mean, std)
-    top, left = row - map_row * stride, col - map_col * stride
-    return up[top : top + rows, left : left + cols]
+def _map_on_output(job: SceneJob, name: str, stride: int, row: int, col: int, rows: int, cols: int,
+                   mean: float, std: float) -> torch.Tensor:
+    """Raw map ``name`` (stride ``stride``) normalised and upsampled onto output pixels
+    ``[row:row+rows, col:col+cols]``: ``[rows, cols]`` float32, NaN where no data."""
+    factor = stride // job.plan.output_stride
+    map_row, map_col = row // factor - 1, col // factor - 1
+    region = read_region(job.store, name, map_row, map_col, -(-rows // factor) + 2, -(-cols // factor) + 2)
+    up = upsample_normalised(region, factor, mean, std)
+    return up[factor : factor + rows, factor : factor + cols]
 
 
-def run_chunk(job: SceneJob, index: int, statistics: SceneStatistics) -> None:
-    """Write ``combined``, ``lovi`` (and ``fast_cam``) for the chunk under block ``index``."""
-    plan, store = job.plan, job.store
+def valid_on_output(job: SceneJob, index: int) -> np.ndarray:
+    """Bool ``[rows, cols]`` on the output grid under block ``index``: some working pixel of the footprint is valid."""
+    plan = job.plan
     row, col = plan.block_origin(index)
     rows, cols = plan.block_shape(index)
-    valid = read_region(store, VALID, row, col, rows, cols).astype(bool)
-    upsampled = np.stack([
-        _scale_region(store, s.name, s.stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
-        for k, s in enumerate(plan.scales)
+    s = plan.output_stride
+    out_rows, out_cols = -(-rows // s), -(-cols // s)
+    valid = read_region(job.store, VALID, row, col, out_rows * s, out_cols * s).astype(bool)
+    return valid.reshape(out_rows, s, out_cols, s).any(axis=(1, 3))
+
+
+def render_block(job: SceneJob, index: int, statistics: SceneStatistics) -> None:
+    """Write the output layers under block ``index``: into the store, as COG tiles, and their first overview."""
+    plan = job.plan
+    s = plan.output_stride
+    working_row, working_col = plan.block_origin(index)
+    row, col = working_row // s, working_col // s
+    valid = valid_on_output(job, index)
+    rows, cols = valid.shape
+    upsampled = torch.stack([
+        _map_on_output(job, scale.name, scale.stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
+        for k, scale in enumerate(plan.scales)
     ])
-    weights = np.asarray(plan.weights, dtype=np.float32).reshape(-1, 1, 1)
-    present = np.isfinite(upsampled)
-    total = (np.where(present, upsampled, 0) * weights).sum(0)
+    weights = torch.tensor(plan.weights, dtype=torch.float32).view(-1, 1, 1)
+    present = torch.isfinite(upsampled)
+    total = (torch.nan_to_num(upsampled, nan=0.0) * weights).sum(0)
     norm = (present * weights).sum(0)
-    combined = np.divide(total, norm, out=np.full_like(total, np.nan), where=norm > 0)
-    combined = np.where(valid, np.clip(combined, 0, 1), np.nan).astype(np.float32)
-    write_region(store, COMBINED, row, col, combined)
-
-    rgb = lovi_uint8(torch.from_numpy(np.nan_to_num(upsampled, nan=0.0))[None])[0].numpy()
-    alpha = np.where(valid, 255, 0).astype(np.uint8)
-    write_region(store, LOVI, row, col, np.concatenate([rgb * valid, alpha[None]]).astype(np.uint8))
-
+    combined = torch.where(norm > 0, total / norm.clamp_min(1e-12), torch.full_like(total, float("nan")))
+    valid_t = torch.from_numpy(valid)
+    combined = torch.where(valid_t, combined.clamp(0, 1), torch.full_like(combined, float("nan")))
+    maps = {COMBINED: combined}
     if plan.fast_cam_class is not None:
         k = len(plan.scales)
-        cam = _scale_region(store, CAM, plan.scales[-1].stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
-        fast_cam = np.where(valid, combined * np.nan_to_num(cam, nan=0.0), np.nan).astype(np.float32)
-        write_region(store, FAST_CAM, row, col, fast_cam)
+        cam = _map_on_output(job, CAM, plan.scales[-1].stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
+        maps[FAST_CAM] = torch.where(valid_t, combined * torch.nan_to_num(cam, nan=0.0), torch.full_like(combined, float("nan")))
+
+    layers = {}
+    for name, values in maps.items():
+        write_region(job.store, name, row, col, unit_codes(values, STORE_CODES, np.uint16))
+        layers[name] = unit_codes(values, COG_CODES, np.uint8)[None]
+    rgb = lovi_uint8(torch.nan_to_num(upsampled, nan=0.0)[None])[0] * valid_t
+    layers[LOVI] = torch.cat([rgb, (valid_t * 255).to(torch.uint8)[None]]).numpy()
+
+    for name, layout in cog_layouts(plan).items():
+        encode_block_tiles(job, name, layout, 0, row, col, layers[name])
+        if len(layout.levels) > 1:
+            write_region(pyramid_path(job), pyramid_array(name, 1), row // 2, col // 2, downsample(layout, layers[name]))
+        else:  # one tile, no overview: keep level 0 for the quicklook
+            write_region(pyramid_path(job), pyramid_array(name, 0), row, col, layers[name])
+
+
+def encode_block_tiles(job: SceneJob, layer: str, layout: CogLayout, level: int, row: int, col: int,
+                       data: np.ndarray) -> None:
+    """Encode the COG tiles of ``data`` ``[bands, h, w]``, whose top-left pixel is ``(row, col)`` of ``level``
+    (multiples of the tile side), into fragment files."""
+    tile = layout.tile
+    for top in range(0, data.shape[1], tile):
+        for left in range(0, data.shape[2], tile):
+            encoded = encode_tile(layout, data[:, top : top + tile, left : left + tile])
+            write_fragment(tile_path(job, layer, level, (row + top) // tile, (col + left) // tile), encoded)
+
+
+def write_fragment(path: Path, content: bytes) -> None:
+    """Write an encoded tile; a rerun of the task rewrites the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+def partial_folder(job: SceneJob) -> Path:
+    """The scene's partial output folder (the one holding its Zarr store)."""
+    return Path(os.path.dirname(job.store))
+
+
+def pyramid_path(job: SceneJob) -> str:
+    """The scratch store of the output layers' overview levels."""
+    return str(partial_folder(job) / PYRAMID)
+
+
+def pyramid_array(layer: str, level: int) -> str:
+    """Name of ``layer``'s overview ``level`` in the scratch pyramid."""
+    return f"{layer}_{level}"
+
+
+def tile_path(job: SceneJob, layer: str, level: int, row: int, col: int) -> Path:
+    """The fragment file of one encoded COG tile."""
+    return partial_folder(job) / TILES / layer / str(level) / f"{row}_{col}"

@@ -19,7 +19,11 @@ Geometry, on the working grid of ``height x width`` pixels:
 - blocks of ``block_tiles x block_tiles`` tiles are the unit of work; a block's
   core is ``block = tile * block_tiles`` pixels, and the Zarr chunks of every
   array are exactly one block core (``block / stride_k`` at scale k), so each
-  block writes whole chunks that no other block touches.
+  block writes whole chunks that no other block touches;
+- the combined map, LOVI and Fast-CAM lie on the *output grid*, the working
+  grid downsampled by ``output_stride`` (the finest scale's stride by default:
+  those layers hold no finer detail); a block core is ``block / output_stride``
+  output pixels there, a whole number of COG tiles of ``cog_tile`` pixels.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import torch
 
 from geosal.config import RunConfig
 from geosal.errors import GeosalError
-from geosal.models import ModelSpec, build_network, resolve_spec
+from geosal.models import ModelLoadError, ModelSpec, build_network_for, resolve_spec
 from geosal.raster import (
     BandScaling,
     RasterInputError,
@@ -51,6 +55,7 @@ from geosal.raster import (
 from geosal.saliency import describe_scales
 from geosal.saliency.combine import resolve_weights
 from geosal.saliency.hooks import ScaleHooks
+from geosal.saliency.statistics import Statistic, statistic_for_scales
 
 PROBE_SIZE = 256
 """Side of the probe input that finds the scale ends and their strides (a
@@ -87,6 +92,7 @@ class ScenePlan:
         precision: ``none`` (float32) or the autocast dtype of the forward (``bf16``, ``fp16``).
         tile, halo, block_tiles: the tiling, in working pixels and tiles.
         fast_cam_class: class index of the Fast-CAM layer, or None.
+        output_stride: working pixels per output-grid pixel (1 or the finest scale's stride).
     """
 
     scene: SceneInfo
@@ -101,6 +107,7 @@ class ScenePlan:
     halo: int
     block_tiles: int
     fast_cam_class: int | None
+    output_stride: int = 1
 
     @property
     def block(self) -> int:
@@ -122,6 +129,22 @@ class ScenePlan:
     def block_origin(self, index: int) -> tuple[int, int]:
         """Top-left working pixel ``(row, col)`` of block ``index`` (row-major)."""
         return (index // self.block_cols) * self.block, (index % self.block_cols) * self.block
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the output grid: ``ceil(size / output_stride)``."""
+        return math.ceil(self.grid.height / self.output_stride), math.ceil(self.grid.width / self.output_stride)
+
+    @property
+    def block_output(self) -> int:
+        """Side of a block core on the output grid, in output pixels."""
+        return self.block // self.output_stride
+
+    @property
+    def cog_tile(self) -> int:
+        """Side of the COG tiles: the largest multiple of 16 up to 512 that divides :attr:`block_output`,
+        so that every block owns whole tiles."""
+        return max(t for t in range(16, 513, 16) if self.block_output % t == 0)
 
     @property
     def preview_stride(self) -> int:
@@ -179,18 +202,28 @@ def choose_bands(info: SceneInfo, requested: list[int] | None, spec: ModelSpec) 
         return info.bands, None
     elif len(info.bands) > spec.input_bands == 3:
         bands = info.bands[:3]
-        note = f"{len(info.bands)}-band scene: bands {list(bands)} feed the model's 3 inputs (set input.bands to choose)"
+        note = (f"{len(info.bands)}-band scene: bands {list(bands)} feed the model's 3 inputs{_declared(spec)} "
+                "(set input.bands to choose)")
     elif len(info.bands) == 1 and spec.input_bands == 3 and spec.single_band == "replicate":
         return info.bands, "single-band scene: the band is replicated to the model's 3 inputs"
     else:
         raise PlanError(
-            f"{info.path}: {len(info.bands)} band(s) cannot feed a model with {spec.input_bands} inputs; set input.bands"
+            f"{info.path}: {len(info.bands)} band(s) cannot feed a model with {spec.input_bands} inputs{_declared(spec)}; "
+            f"set input.bands to {spec.input_bands} scene bands in the model's order, or for torchvision and timm weights "
+            f"model.input_bands: {len(info.bands)} (their first convolution is adapted)"
         )
     if len(bands) == 1 and spec.input_bands == 3 and spec.single_band == "replicate":
         return bands, note or "one band selected: it is replicated to the model's 3 inputs"
     if len(bands) != spec.input_bands:
-        raise PlanError(f"input.bands selects {len(bands)} band(s) but the model takes {spec.input_bands}")
+        raise PlanError(f"input.bands selects {len(bands)} band(s) but the model takes {spec.input_bands}{_declared(spec)}")
+    if spec.band_names and requested is not None:
+        note = f"scene bands {list(bands)} feed the model's inputs {', '.join(spec.band_names)} in this order"
     return bands, note
+
+
+def _declared(spec: ModelSpec) -> str:
+    """`` (B4, B3, B2)``: the model's declared band order, or nothing."""
+    return f" ({', '.join(spec.band_names)})" if spec.band_names else ""
 
 
 def target_gsd(info: SceneInfo, spec: ModelSpec, config: RunConfig) -> tuple[float | None, str | None]:
@@ -212,34 +245,53 @@ def target_gsd(info: SceneInfo, spec: ModelSpec, config: RunConfig) -> tuple[flo
 def scale_grids(spec: ModelSpec, config: RunConfig, probe_size: int) -> tuple[ScaleGrid, ...]:
     """Scale ends of the model and their strides, checked to tile exactly.
 
-    Cached per (architecture, layers, probe size): an archive of thousands of
+    Cached per (network, layers, probe size): an archive of thousands of
     scenes probes the network once.
 
     Raises:
         PlanError: the maps are not an exact ``1 / stride`` of the input (the
-            network does not use "same" padding), or a layer name is wrong.
+            network does not use "same" padding), a layer name is wrong, or the
+            network's features are not spatial.
     """
+    return _scale_probe(spec, config, probe_size)[0]
+
+
+def _scale_probe(spec: ModelSpec, config: RunConfig, probe_size: int) -> tuple[tuple[ScaleGrid, ...], tuple[bool, ...]]:
     layers = config.saliency.layers
-    return _scale_grids(spec.architecture, spec.num_classes, spec.input_bands,
-                        layers if layers == "auto" else tuple(layers), probe_size)
+    return _scale_grids(spec.unpinned(), layers if layers == "auto" else tuple(layers), probe_size)
+
+
+_MINIMUM = Statistic("minimum", "Min", lambda x: x.float().amin(dim=1))
 
 
 @functools.lru_cache(maxsize=32)
-def _scale_grids(architecture: str, num_classes: int, input_bands: int, requested: str | tuple[str, ...],
-                 probe_size: int) -> tuple[ScaleGrid, ...]:
-    network = build_network(architecture, num_classes, input_bands).eval()
-    shape = (1, input_bands, probe_size, probe_size)
+def _scale_grids(spec: ModelSpec, requested: str | tuple[str, ...], probe_size: int) -> tuple[tuple[ScaleGrid, ...], tuple[bool, ...]]:
+    """Grids and, per scale end, whether the probe's activation there was non-negative."""
+    try:
+        network = build_network_for(spec)
+    except ModelLoadError as error:
+        raise PlanError(str(error)) from None
+    shape = (1, spec.input_bands, probe_size, probe_size)
     if requested == "auto":
-        found = describe_scales(network, shape)
+        try:
+            found = describe_scales(network, shape, decoder=spec.decoder == "include")
+        except ValueError as error:
+            raise PlanError(f"{spec.family} {spec.architecture}: {error}") from None
+        except (RuntimeError, AssertionError) as error:  # the network itself refuses the probe input
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise PlanError(f"{spec.family} {spec.architecture} fails on a {probe_size}x{probe_size} probe tile ({first}); "
+                            "a network with a fixed input size needs it set through model.options") from None
         layers, sizes = [s.name for s in found], [(s.height, s.width) for s in found]
+        non_negative = [s.non_negative for s in found]
     else:
         layers = list(requested)
         try:
-            with ScaleHooks(network, layers, "mean") as hooks, torch.no_grad():
-                network(torch.zeros(shape))
+            with ScaleHooks(network, layers, _MINIMUM) as hooks, torch.no_grad():
+                network(torch.randn(shape, generator=torch.Generator().manual_seed(0)))
         except ValueError as error:
             raise PlanError(f"saliency.layers: {error}") from None
         sizes = [tuple(m.shape[-2:]) for m in hooks.maps]
+        non_negative = [bool(m.min() >= 0) for m in hooks.maps]
     grids = []
     for index, (layer, (h, w)) in enumerate(zip(layers, sizes), start=1):
         stride = probe_size // h
@@ -249,7 +301,7 @@ def _scale_grids(architecture: str, num_classes: int, input_bands: int, requeste
                 "that are exactly 1/stride of the input (CNNs with 'same' padding, such as ResNet, VGG, DenseNet)"
             )
         grids.append(ScaleGrid(layer=layer, stride=stride, name=f"scale_{index}"))
-    return tuple(grids)
+    return tuple(grids), tuple(non_negative)
 
 
 def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[str, ...]]:
@@ -274,16 +326,24 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
         scaling = compute_scaling(dataset, info, config.input.low_percentile, config.input.high_percentile)
 
     tiling = config.tiling
-    scales = scale_grids(spec, config, probe_size=PROBE_SIZE)
+    scales, non_negative = _scale_probe(spec, config, probe_size=PROBE_SIZE)
+    statistic, statistic_note = statistic_for_scales(config.saliency.statistic, list(non_negative))
     stride = max(s.stride for s in scales)
     for key, value in (("tiling.tile", tiling.tile), ("tiling.halo", tiling.halo)):
         if value % stride:
             raise PlanError(f"{key} = {value} is not a multiple of the network's total stride {stride}")
     tile = min(tiling.tile, stride * math.ceil(max(grid.height, grid.width) / stride))
     weights = tuple(resolve_weights(config.saliency.weights, len(scales)))
-    notes = tuple(n for n in (band_note, gsd_note) if n)
+    output_stride = scales[0].stride if config.output.grid == "finest-scale" else 1
+    if any(s.stride % output_stride for s in scales):
+        output_stride = 1  # scales that are not multiples of the finest one: the working grid is the common one
+    block_tiles = block_tiles_for(tiling.block_tiles, tiling.batch_size, tile // output_stride)
+    notes = tuple(n for n in (band_note, gsd_note, statistic_note) if n)
     if tile < tiling.tile:
         notes += (f"scene smaller than a tile: tile reduced to {tile} px",)
+    if block_tiles != tiling.block_tiles:
+        notes += (f"blocks of {block_tiles} x {block_tiles} tiles (tiling.block_tiles {tiling.block_tiles}) so that a block "
+                  f"fills a batch of {tiling.batch_size} and holds whole COG tiles",)
     plan = ScenePlan(
         scene=info,
         grid=grid,
@@ -291,14 +351,24 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
         spec=spec,
         scales=scales,
         weights=weights,
-        statistic=config.saliency.statistic,
+        statistic=statistic,
         precision=config.compute.autocast,
         tile=tile,
         halo=tiling.halo,
-        block_tiles=tiling.block_tiles,
+        block_tiles=block_tiles,
         fast_cam_class=resolve_class(spec, config.saliency.fast_cam_class),
+        output_stride=output_stride,
     )
     return plan, notes
+
+
+def block_tiles_for(requested: int, batch_size: int, tile_output: int) -> int:
+    """Tiles per block side: at least ``requested``, enough for one batch (``block_tiles^2 >= batch_size``,
+    so batches never stay short of tiles), and a block core of a multiple of 16 output pixels
+    (``tile_output`` per tile), the granularity of COG tiles."""
+    block_tiles = max(requested, math.isqrt(batch_size - 1) + 1)
+    step = 16 // math.gcd(16, tile_output)
+    return -(-block_tiles // step) * step
 
 
 def resolve_class(spec: ModelSpec, value: str | int | None) -> int | None:

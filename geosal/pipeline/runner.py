@@ -72,7 +72,7 @@ class TileRunner:
         """Raw saliency maps of a batch of tiles.
 
         Args:
-            tiles: ``uint8`` ``[N, H, W, bands]``.
+            tiles: ``[N, H, W, bands]``: ``uint8``, or ``float32`` source values for a spec with ``input_units="source"``.
 
         Returns:
             One ``float32`` array ``[N, H / stride_k, W / stride_k]`` per scale

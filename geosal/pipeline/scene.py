@@ -1,4 +1,4 @@
-"""Run one scene end to end: plan -> pass 1 -> statistics -> pass 2 -> export.
+"""Run one scene end to end: plan -> pass 1 -> statistics -> pass 2 -> overviews -> export.
 
 Outputs are built in ``OUT/.<name>.partial/`` and renamed to ``OUT/<name>/``
 only when everything is written, so a directory under its final name is
@@ -22,15 +22,16 @@ import geosal
 from geosal.config import RunConfig
 from geosal.errors import GeosalError
 from geosal.pipeline.executor import Executor, InProcessExecutor
-from geosal.pipeline.export import export_layers, export_quicklook, export_stac
+from geosal.pipeline.export import export_layers, export_quicklook, export_stac, remove_scratch
 from geosal.pipeline.job import SceneJob
+from geosal.pipeline.layout import map_names, store_arrays
+from geosal.pipeline.overviews import build_overview_tile, create_pyramid, overview_levels, overview_tiles
 from geosal.pipeline.pass1 import run_block
-from geosal.pipeline.pass2 import SceneStatistics, run_chunk
+from geosal.pipeline.pass2 import SceneStatistics, render_block
 from geosal.pipeline.plan import ScenePlan, plan_scene
 from geosal.pipeline.runner import runner_key
 from geosal.pipeline.settings import RunSettings
-from geosal.raster import GridSpec, block_stats, bound_gdal_cache, create_store, done_blocks, update_attrs
-from geosal.raster.store import CAM, FAST_CAM, PREVIEW
+from geosal.raster import block_stats, create_store, done_blocks, update_attrs
 
 
 class OutputError(GeosalError, ValueError):
@@ -46,7 +47,9 @@ class SceneResult:
         output: the finished output folder.
         tiles: tiles in the scene; ``tiles_computed`` of them ran in this call.
         blocks_skipped: blocks already done by an earlier, interrupted run.
-        seconds: wall time per stage (``pass1``, ``pass2``, ``export``, ``total``).
+        seconds: wall time per stage: ``plan``, ``pass1``, ``statistics`` (reduction, scratch pyramid),
+            ``pass2`` (with the overview stages), ``export`` and ``total``; ``plan``,
+            ``statistics`` and ``export`` run on the client.
         notes: decisions worth telling the user (resampling, band choice...).
     """
 
@@ -63,17 +66,6 @@ class SceneResult:
     @property
     def tiles_per_second(self) -> float:
         return self.tiles_computed / self.seconds["pass1"] if self.seconds.get("pass1") else 0.0
-
-
-def grids(plan: ScenePlan) -> tuple[GridSpec, list[GridSpec]]:
-    """The full-resolution grid and one grid per raw map, chunked one block core per chunk."""
-    transform = tuple(plan.grid.transform(plan.scene)[:6])
-    full = GridSpec("full", plan.grid.height, plan.grid.width, transform, plan.block)
-    maps = [full.downsampled(s.stride, s.name, plan.block // s.stride) for s in plan.scales]
-    if plan.fast_cam_class is not None:
-        stride = plan.scales[-1].stride
-        maps.append(full.downsampled(stride, CAM, plan.block // stride))
-    return full, maps
 
 
 def run_metadata(plan: ScenePlan, notes: tuple[str, ...]) -> dict:
@@ -93,6 +85,7 @@ def run_metadata(plan: ScenePlan, notes: tuple[str, ...]) -> dict:
         "scaling": asdict(plan.scaling),
         "fast_cam_class": plan.fast_cam_class,
         "precision": plan.precision,
+        "output_stride": plan.output_stride,
         "notes": list(notes),
         "fingerprint": plan.fingerprint(),
     }
@@ -125,11 +118,7 @@ def _prepare(plan: ScenePlan, notes: tuple[str, ...], name: str, out_root: Path,
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
-    full, maps = grids(plan)
-    extra = (FAST_CAM,) if plan.fast_cam_class is not None else ()
-    preview = full.downsampled(plan.preview_stride, PREVIEW, plan.block // plan.preview_stride)
-    create_store(store, plan.scene.crs_wkt, full, maps, plan.n_blocks, run_metadata(plan, notes), extra_full=extra,
-                 preview=preview, preview_bands=plan.preview_bands)
+    create_store(store, plan.scene.crs_wkt, store_arrays(plan), plan.n_blocks, map_names(plan), run_metadata(plan, notes))
     return partial, final, False
 
 
@@ -144,6 +133,7 @@ class PreparedScene:
     final: Path
     complete: bool
     started: float
+    plan_seconds: float
 
     @property
     def plan(self) -> ScenePlan:
@@ -172,7 +162,7 @@ def prepare_scene(
     name = name or Path(path).stem
     partial, final, complete = _prepare(plan, notes, name, Path(out_root), overwrite, resume)
     job = SceneJob(name, plan, RunSettings.from_config(config), str(partial / "saliency.zarr"))
-    return PreparedScene(job, config, notes, partial, final, complete, started)
+    return PreparedScene(job, config, notes, partial, final, complete, started, time.perf_counter() - started)
 
 
 def execute_scene(prepared: PreparedScene, executor: Executor | None = None, progress: bool = True) -> SceneResult:
@@ -182,7 +172,7 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
     if prepared.complete:
         return SceneResult(name, final, plan.n_tiles, 0, plan.n_blocks, plan.n_blocks, {"total": 0.0}, notes, skipped=True)
     executor = executor or InProcessExecutor()
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {"plan": prepared.plan_seconds}
 
     done = done_blocks(job.store)
     todo = [i for i in range(plan.n_blocks) if not done[i]]
@@ -193,28 +183,32 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
             bar.update(len(plan.tiles_in_block(index)))
     seconds["pass1"] = time.perf_counter() - stage
 
-    statistics = SceneStatistics.from_blocks(block_stats(job.store))
     stage = time.perf_counter()
-    with tqdm(total=plan.n_blocks, unit="chunk", desc=f"{name} pass 2", disable=not progress, leave=False) as bar:
-        for _ in executor.map(run_chunk, job, list(range(plan.n_blocks)), statistics, stage="pass2"):
-            bar.update(1)
+    statistics = SceneStatistics.from_blocks(block_stats(job.store))
+    create_pyramid(job)
+    seconds["statistics"] = time.perf_counter() - stage
+    stage = time.perf_counter()
+    blocks = list(range(plan.n_blocks))
+    _run_stage(executor, render_block, job, blocks, statistics, stage="pass2", unit="block", progress=progress)
+    for level in range(1, overview_levels(job)):
+        _run_stage(executor, build_overview_tile, job, list(range(overview_tiles(job, level))), level,
+                   stage=f"overview{level}", unit="tile", progress=progress)
     seconds["pass2"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
-    bound_gdal_cache(job.settings.gdal_cache_mb)
-    with_cam = plan.fast_cam_class is not None
     metadata = run_metadata(plan, notes) | {
         "scene_statistics": asdict(statistics),
         "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     update_attrs(job.store, metadata)
     (partial / "config.yaml").write_text(_yaml(config))
-    if config.output.cog or config.output.quicklook or config.output.stac:
-        export_layers(job, partial, with_cam)
+    if config.output.cog:
+        export_layers(job, partial)
     if config.output.quicklook:
         export_quicklook(job, partial)
     if config.output.stac and plan.scene.crs_wkt:
-        export_stac(job, partial, metadata, with_cam)
+        export_stac(job, partial, metadata)
+    remove_scratch(job)
     seconds["export"] = time.perf_counter() - stage
 
     if final.exists():
@@ -222,6 +216,14 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
     os.replace(partial, final)
     seconds["total"] = time.perf_counter() - prepared.started
     return SceneResult(name, final, plan.n_tiles, tiles_todo, plan.n_blocks, plan.n_blocks - len(todo), seconds, notes)
+
+
+def _run_stage(executor: Executor, function, job: SceneJob, indices: list[int], *args, stage: str, unit: str,
+               progress: bool) -> None:
+    """Run one stage of tasks that need no model, with a progress bar."""
+    with tqdm(total=len(indices), unit=unit, desc=f"{job.name} {stage}", disable=not progress, leave=False) as bar:
+        for _ in executor.map(function, job, indices, *args, stage=stage):
+            bar.update(1)
 
 
 def run_scene(

@@ -4,16 +4,16 @@
   scene, the grid we work on and padded windowed reads with a validity mask;
 - :func:`compute_scaling`, :func:`to_uint8` — scene-wide intensity scaling;
 - :func:`create_store` and friends — the georeferenced Zarr output store;
-- :func:`write_cog`, :func:`write_qml_pseudocolor`, :func:`write_qml_rgba`,
-  :func:`make_item`, :func:`write_item`, :func:`write_quicklook` — exports.
+- :mod:`~geosal.raster.cog_tiles` — COGs assembled from tiles encoded anywhere;
+- :func:`write_qml_pseudocolor`, :func:`write_qml_rgba`, :func:`make_item`,
+  :func:`write_item`, :func:`write_quicklook` — the other exports.
 
 User-caused problems raise :class:`RasterInputError` with one line naming the file.
 """
 
-from geosal.raster.cog import write_cog
 from geosal.raster.errors import RasterInputError
 from geosal.raster.gdal_cache import bound_gdal_cache
-from geosal.raster.quicklook import read_overview, write_quicklook
+from geosal.raster.quicklook import write_quicklook
 from geosal.raster.scaling import BandScaling, compute_scaling, to_uint8
 from geosal.raster.source import SUPPORTED_DTYPES, SceneInfo, WorkingGrid, inspect_scene, read_window, working_grid
 from geosal.raster.stac import make_item, write_item
@@ -33,7 +33,7 @@ __all__ = [
     "bound_gdal_cache",
     "SUPPORTED_DTYPES", "BandScaling", "GridSpec", "RasterInputError", "SceneInfo", "WorkingGrid",
     "block_stats", "compute_scaling", "create_store", "done_blocks", "inspect_scene", "make_item",
-    "mark_block_done", "read_overview", "read_region", "read_window", "to_uint8", "update_attrs",
-    "working_grid", "write_cog", "write_item", "write_qml_pseudocolor", "write_qml_rgba", "write_quicklook",
+    "mark_block_done", "read_region", "read_window", "to_uint8", "update_attrs",
+    "working_grid", "write_item", "write_qml_pseudocolor", "write_qml_rgba", "write_quicklook",
     "write_region",
 ]

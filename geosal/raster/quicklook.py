@@ -1,4 +1,4 @@
-"""Quicklook PNG: the scene, the combined saliency map and LOVI side by side."""
+"""Quicklook image: the scene, the combined saliency map and LOVI side by side."""
 
 from __future__ import annotations
 
@@ -6,37 +6,13 @@ import os
 
 import matplotlib
 import numpy as np
-import rasterio
 from PIL import Image, ImageDraw, ImageFont
-from rasterio.enums import Resampling
-from rasterio.io import DatasetReader
 
 _CAPTION_PX = 28
 _FONT_PX = 14
 _NODATA_GREY = (128, 128, 128)
 _MAGMA = np.rint(matplotlib.colormaps["magma"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 """The magma colormap as a ``[256, 3]`` uint8 lookup table."""
-
-
-def read_overview(
-    dataset_or_path: DatasetReader | str | os.PathLike[str],
-    bands: tuple[int, ...] | list[int],
-    max_side: int,
-    resampling: str = "average",
-) -> np.ndarray:
-    """The whole raster decimated so its longer side is at most ``max_side`` pixels.
-
-    Returns ``[len(bands), h, w]`` in the raster's dtype, with the raster's
-    aspect ratio (GDAL reads from overviews when they exist). ``bands`` are
-    1-based; ``dataset_or_path`` is an open dataset or a path to open.
-    """
-    if isinstance(dataset_or_path, (str, os.PathLike)):
-        with rasterio.open(dataset_or_path) as dataset:
-            return read_overview(dataset, bands, max_side, resampling)
-    dataset = dataset_or_path
-    factor = max(1.0, max(dataset.height, dataset.width) / max_side)
-    shape = (len(bands), max(1, round(dataset.height / factor)), max(1, round(dataset.width / factor)))
-    return dataset.read(list(bands), out_shape=shape, resampling=Resampling[resampling])
 
 
 def write_quicklook(
@@ -47,7 +23,7 @@ def write_quicklook(
     titles: tuple[str, str, str] = ("scene", "combined saliency", "LOVI"),
     max_side: int = 1024,
 ) -> None:
-    """Write a PNG with three captioned panels side by side.
+    """Write an image (JPEG or PNG, by the suffix of ``path``) with three captioned panels side by side.
 
     ``scene_rgb_uint8`` is uint8 ``[3, h, w]`` (RGB) or ``[1, h, w]`` (grey);
     ``combined`` is float ``[h, w]`` in [0, 1] with NaN for nodata, shown with
@@ -78,7 +54,7 @@ def write_quicklook(
         image = Image.fromarray(np.ascontiguousarray(pixels), "RGB").resize(panel, Image.Resampling.NEAREST)
         sheet.paste(image, (i * panel[0], _CAPTION_PX))
         draw.text(((i + 0.5) * panel[0], _CAPTION_PX / 2), title, fill="black", font=font, anchor="mm")
-    sheet.save(os.fspath(path), compress_level=3)
+    sheet.save(os.fspath(path), quality=90, compress_level=3)  # JPEG or PNG by the file's suffix
 
 
 def _decimate(array: np.ndarray, max_side: int) -> np.ndarray:

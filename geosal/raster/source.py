@@ -35,7 +35,7 @@ _WGS84_E2 = 6.69437999014e-3
 class SceneInfo:
     """What the pipeline needs to know about a source scene.
 
-    ``transform`` holds the six GDAL-order affine coefficients ``(a, b, c, d, e, f)``
+    ``transform`` holds the six affine coefficients ``(a, b, c, d, e, f)`` (affine order, not GDAL's)
     mapping pixel (col, row) to CRS coordinates; ``bands`` are the 1-based indexes
     of the selected data bands; ``gsd_m`` is the pixel size in metres along x and
     y (for a geographic CRS, at the scene centre latitude); ``block_shape`` is the

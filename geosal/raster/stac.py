@@ -39,7 +39,7 @@ def make_item(
     and ``proj:transform``. Each entry of ``assets`` is ``{"href", "type",
     "title", "roles", "raster_bands"}`` (all but ``href`` optional);
     ``raster_bands`` is a list of ``{"data_type", "nodata", "statistics":
-    {"minimum", "maximum"}, "spatial_resolution", "unit"}`` for the raster
+    {"minimum", "maximum"}, "spatial_resolution", "unit", "scale", "offset"}`` for the raster
     extension (NaN nodata is written as ``"nan"``). A ``derived_from`` link points to
     ``source_href``. Raises :class:`RasterInputError` when the scene has no CRS.
     """
@@ -117,4 +117,6 @@ def _raster_band(spec: dict[str, Any]) -> RasterBand:
         statistics=Statistics.create(**statistics) if statistics else None,
         spatial_resolution=spec.get("spatial_resolution"),
         unit=spec.get("unit"),
+        scale=spec.get("scale"),
+        offset=spec.get("offset"),
     )

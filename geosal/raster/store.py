@@ -77,7 +77,7 @@ STATS = "pass1_stats"
 
 LOVI_BANDS = ("red", "green", "blue", "alpha")
 _STAT_NAMES = ("count", "sum", "sum_of_squares")
-_RESERVED_NAMES = {COMBINED, LOVI, VALID, "band", "x", "y", "spatial_ref", DONE, STATS, "preview_band"}
+_RESERVED_NAMES = {DONE, STATS, "band", "preview_band", "x", "y", "spatial_ref"}
 
 
 def scale_array(index: int) -> str:
@@ -89,7 +89,7 @@ def scale_array(index: int) -> str:
 class GridSpec:
     """A north-up pixel grid of the store.
 
-    ``transform`` holds the six GDAL-order affine coefficients of the grid;
+    ``transform`` holds the six affine coefficients ``(a, b, c, d, e, f)`` of the grid (affine order);
     ``chunk`` is the side of the square Zarr chunks of its arrays.
     """
 
@@ -120,83 +120,103 @@ class GridSpec:
         )
 
 
+@dataclass(frozen=True)
+class ArraySpec:
+    """One data array of the store.
+
+    Attributes:
+        name: array name (:data:`COMBINED`, :func:`scale_array` ``(k)``, ...).
+        grid: its pixel grid; chunks are ``grid.chunk`` pixels square.
+        dtype: numpy dtype name.
+        fill_value: the nodata value (NaN for float maps), or None for arrays without nodata.
+        bands: names of a leading band dimension (empty for a 2-D array).
+        band_dim: name of that dimension (its coordinate holds 1, 2, ...).
+        delta: store differences between neighbours (numcodecs ``Delta``, which GDAL's Zarr
+            driver reads too): smooth integer maps compress much better.
+        attrs: further attributes (``long_name``, ``units``, CF ``scale_factor``, ...).
+    """
+
+    name: str
+    grid: GridSpec
+    dtype: str
+    fill_value: float | None
+    bands: tuple[str, ...] = ()
+    band_dim: str = "band"
+    delta: bool = False
+    attrs: tuple[tuple[str, Any], ...] = ()
+
+
+def grid_dims(grid: GridSpec) -> tuple[str, str, str]:
+    """``(y, x, grid_mapping)`` names of a grid's coordinates: ``y``, ``x``, ``spatial_ref`` for the
+    store's main grid (named ``""``), else suffixed with the grid's name (``y_scale_1``, ...)."""
+    suffix = f"_{grid.name}" if grid.name else ""
+    return f"y{suffix}", f"x{suffix}", f"spatial_ref{suffix}"
+
+
 def create_store(
     path: str | os.PathLike[str],
     crs_wkt: str,
-    full: GridSpec,
-    scales: list[GridSpec],
+    arrays: list[ArraySpec],
     n_blocks: int,
+    map_names: list[str],
     attrs: dict[str, Any],
-    extra_full: tuple[str, ...] = (),
-    preview: GridSpec | None = None,
-    preview_bands: int = 3,
 ) -> None:
     """Create the store at ``path`` with every array filled with its fill value.
 
-    ``combined`` and ``lovi`` lie on ``full`` (chunks ``full.chunk``), one
-    array per entry of ``scales`` named after it on its own grid (chunks of
-    that grid's ``chunk``); ``pass1_done`` and ``pass1_stats`` hold
-    ``n_blocks`` blocks; ``extra_full`` names further float32 arrays on the
-    full grid (such as ``fast_cam``); ``preview`` adds a ``uint8`` array of
-    ``preview_bands`` bands on that (downsampled) grid, named ``preview``. ``attrs`` (JSON-serialisable) become the store's
-    attributes, with the grids recorded under ``"grids"``. Raises
-    :class:`FileExistsError` when ``path`` exists.
+    Every distinct grid of ``arrays`` gets its coordinates and grid mapping
+    (see the module docstring); ``pass1_done`` and ``pass1_stats`` hold
+    ``n_blocks`` blocks and the statistics of the raw maps ``map_names``.
+    ``attrs`` (JSON-serialisable) become the store's attributes, with the grids
+    recorded under ``"grids"``.
+
+    Raises:
+        ValueError: two arrays or grids share a name, or a name is reserved.
+        FileExistsError: ``path`` exists.
     """
-    if not scales:
-        raise ValueError("a store needs at least one scale grid")
-    names = [full.name] + [spec.name for spec in scales] + list(extra_full) + ([preview.name] if preview else [])
-    if len(set(names)) != len(names) or set(names) & _RESERVED_NAMES:
-        raise ValueError(f"grid names must be unique and not one of {sorted(_RESERVED_NAMES)}: {names}")
+    names = [a.name for a in arrays]
+    grids = {a.grid.name: a.grid for a in arrays}
+    if len(set(names)) != len(names) or set(names) & _RESERVED_NAMES or not map_names:
+        raise ValueError(f"array names must be unique and not one of {sorted(_RESERVED_NAMES)}: {names}")
+    if len(grids) != len({a.grid for a in arrays}):
+        raise ValueError("two different grids share a name")
     if os.path.exists(path):
         raise FileExistsError(f"{os.fspath(path)}: already exists")
     root = zarr.open_group(os.fspath(path), mode="w-", zarr_format=ZARR_FORMAT)
-    georeference = _create_grid(root, crs_wkt, full, "y", "x", "spatial_ref")
-    chunk = (full.chunk, full.chunk)
-    _create_data(root, COMBINED, (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
-                 long_name="combined saliency", units="1", valid_range=[0.0, 1.0], **georeference)
-    for name in extra_full:
-        _create_data(root, name, (full.height, full.width), chunk, "f4", np.nan, ["y", "x"],
-                     long_name=name.replace("_", " "), units="1", **georeference)
-    _create_data(root, VALID, (full.height, full.width), chunk, "u1", None, ["y", "x"],
-                 long_name="source pixel is valid data (1) or nodata (0)", **georeference)
-    _create_coordinate(root, "band", np.arange(1, 5, dtype="u1"), {"long_name": "band (red, green, blue, alpha)"})
-    _create_data(root, LOVI, (4, full.height, full.width), (4, *chunk), "u1", None, ["band", "y", "x"],
-                 long_name="LOVI rendering", band_names=list(LOVI_BANDS), **georeference)
-    for spec in scales:
-        y, x = f"y_{spec.name}", f"x_{spec.name}"
-        georeference = _create_grid(root, crs_wkt, spec, y, x, f"spatial_ref_{spec.name}")
-        _create_data(root, spec.name, (spec.height, spec.width), (spec.chunk, spec.chunk), "f4", np.nan, [y, x],
-                     long_name=f"raw saliency statistic, {spec.name}", **georeference)
-    if preview is not None:
-        y, x = f"y_{preview.name}", f"x_{preview.name}"
-        georeference = _create_grid(root, crs_wkt, preview, y, x, f"spatial_ref_{preview.name}")
-        _create_coordinate(root, "preview_band", np.arange(1, preview_bands + 1, dtype="u1"),
-                           {"long_name": "band of the model's input"})
-        _create_data(root, preview.name, (preview_bands, preview.height, preview.width),
-                     (preview_bands, preview.chunk, preview.chunk), "u1", None, ["preview_band", y, x],
-                     long_name="the model's input, block-averaged (scene-wide scaling)", **georeference)
-    n_scales = len(scales)
+    georeference = {name: _create_grid(root, crs_wkt, grid, *grid_dims(grid)) for name, grid in grids.items()}
+    band_dims = {}
+    for spec in arrays:
+        y, x, _ = grid_dims(spec.grid)
+        dims, shape, chunks = [y, x], (spec.grid.height, spec.grid.width), (spec.grid.chunk, spec.grid.chunk)
+        if spec.bands:
+            if band_dims.setdefault(spec.band_dim, spec.bands) != spec.bands:
+                raise ValueError(f"band dimension {spec.band_dim!r} is used with different bands")
+            dims, shape, chunks = [spec.band_dim, *dims], (len(spec.bands), *shape), (len(spec.bands), *chunks)
+        extra = {"band_names": list(spec.bands)} if spec.bands else {}
+        _create_data(root, spec.name, shape, chunks, spec.dtype, spec.fill_value, dims, delta=spec.delta,
+                     **dict(spec.attrs), **extra, **georeference[spec.grid.name])
+    for band_dim, bands in band_dims.items():
+        _create_coordinate(root, band_dim, np.arange(1, len(bands) + 1, dtype="u1"),
+                           {"long_name": f"band ({', '.join(bands)})"})
     _create_data(root, DONE, (n_blocks,), (1,), "u1", None, ["block"],
                  long_name="block written in pass 1 (1) or not (0)")
-    _create_data(root, STATS, (n_blocks, n_scales, 3), (1, n_scales, 3), "f8", None,
-                 ["block", "scale", "stat"], long_name="valid-pixel statistics per block and scale",
-                 stat_names=list(_STAT_NAMES), scale_names=[s.name for s in scales])
-    root.attrs.update({**attrs, "Conventions": "CF-1.8", "grids": _grid_records(full, scales, preview)})
+    _create_data(root, STATS, (n_blocks, len(map_names), 3), (1, len(map_names), 3), "f8", None,
+                 ["block", "scale", "stat"], long_name="valid-pixel statistics per block and raw map",
+                 stat_names=list(_STAT_NAMES), scale_names=list(map_names))
+    records = {name: {"arrays": [a.name for a in arrays if a.grid.name == name], "dims": list(grid_dims(grid)[:2]),
+                      "shape": [grid.height, grid.width], "transform": list(grid.transform[:6]), "chunk": grid.chunk}
+               for name, grid in grids.items()}
+    root.attrs.update({**attrs, "Conventions": "CF-1.8", "grids": records})
     zarr.consolidate_metadata(os.fspath(path), zarr_format=ZARR_FORMAT)
 
 
-def _grid_records(full: GridSpec, scales: list[GridSpec], preview: GridSpec | None) -> dict[str, dict[str, Any]]:
-    """Per grid name: the arrays on it, their spatial dims, shape, transform and chunk side."""
-    def record(spec: GridSpec, arrays: list[str], dims: list[str]) -> dict[str, Any]:
-        return {"arrays": arrays, "dims": dims, "shape": [spec.height, spec.width],
-                "transform": list(spec.transform[:6]), "chunk": spec.chunk}
-
-    records = {full.name: record(full, [COMBINED, LOVI, VALID], ["y", "x"])}
-    for spec in scales:
-        records[spec.name] = record(spec, [spec.name], [f"y_{spec.name}", f"x_{spec.name}"])
-    if preview is not None:
-        records[preview.name] = record(preview, [preview.name], [f"y_{preview.name}", f"x_{preview.name}"])
-    return records
+def create_scratch(path: str | os.PathLike[str], arrays: dict[str, tuple[tuple[int, ...], int, str, float]]) -> None:
+    """Create (or replace) a plain Zarr store of intermediate arrays, ``name -> (shape, chunk side, dtype,
+    fill value)``, chunked in squares over the last two axes; light compression (they are read once)."""
+    root = zarr.open_group(os.fspath(path), mode="w", zarr_format=ZARR_FORMAT)
+    for name, (shape, chunk, dtype, fill) in arrays.items():
+        chunks = (*shape[:-2], min(chunk, shape[-2]), min(chunk, shape[-1]))
+        root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill,
+                          compressors=numcodecs.Zstd(level=1))
 
 
 def _create_grid(root: zarr.Group, crs_wkt: str, spec: GridSpec, y: str, x: str, mapping: str) -> dict[str, Any]:
@@ -239,11 +259,14 @@ def _create_data(
     dtype: str,
     fill_value: float | None,
     dims: list[str],
+    delta: bool = False,
     **attrs: Any,
 ) -> None:
-    """Create an array; ``fill_value=None`` means no nodata (missing chunks read as 0, nothing masked)."""
+    """Create an array; ``fill_value=None`` means no nodata (missing chunks read as 0, nothing masked);
+    ``delta`` adds numcodecs' Delta filter before the compressor (integer arrays)."""
+    filters = [numcodecs.Delta(dtype=np.dtype(dtype).str)] if delta else None
     array = root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill_value,
-                              compressors=COMPRESSOR)
+                              filters=filters, compressors=COMPRESSOR)
     array.attrs.update({**attrs, "_ARRAY_DIMENSIONS": dims})
 
 

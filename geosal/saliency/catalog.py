@@ -19,6 +19,7 @@ class StatisticName(NamedTuple):
 
 STATISTIC_NAMES: dict[str, StatisticName] = {
     "smoe_scale": StatisticName("SMOE Scale"),
+    "smoe_scale_magnitude": StatisticName("SMOE Scale of |x|"),
     "std": StatisticName("STD"),
     "mean": StatisticName("Mean"),
     "max": StatisticName("Max"),

@@ -171,6 +171,30 @@ def smoe_scale(x: Tensor, fused: bool = True) -> Tensor:
     return smoe_scale_fused(x) if fused else smoe_scale_eager(x)
 
 
+def smoe_scale_magnitude(x: Tensor, fused: bool = True) -> Tensor:
+    """SMOE Scale of the response magnitudes ``|x|``: the statistic for scale ends that can be negative.
+
+    Scale ends that are not followed by a ReLU (a ConvNeXt stage's residual
+    stream, an EfficientNet or MobileNet linear bottleneck, GELU / SiLU
+    outputs, a norm layer) carry information in both signs: the next layer
+    weighs a strongly negative response as much as a strongly positive one.
+    Rectifying (what :func:`smoe_scale` does, right for post-ReLU tensors) would
+    count every negative response as absent, so the map would depend on the
+    arbitrary sign convention of each channel. Here SMOE Scale's Gamma model
+    describes the distribution of ``|x|`` instead; on a non-negative tensor
+    ``|x| = x``, so this equals :func:`smoe_scale` there exactly.
+
+    Args:
+        x: activation ``[B, C, H, W]``, any float dtype and sign.
+        fused: as :func:`smoe_scale`.
+
+    Returns:
+        ``[B, H, W]`` float32, >= 0.
+    """
+    _check_activation(x)
+    return smoe_scale(x.abs(), fused)
+
+
 def standard_deviation(x: Tensor) -> Tensor:
     """Population standard deviation over channels of ``max(x, 0)``: ``[B, C, H, W] -> [B, H, W]``."""
     return _as_float32(x).clamp_min(0.0).std(dim=1, correction=0)
@@ -319,6 +343,7 @@ class Statistic:
 
 _FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "smoe_scale": smoe_scale,
+    "smoe_scale_magnitude": smoe_scale_magnitude,
     "std": standard_deviation,
     "mean": mean,
     "max": maximum,
@@ -335,6 +360,34 @@ STATISTICS: dict[str, Statistic] = {
     name: Statistic(name, entry.label, _FUNCTIONS[name], entry.pre_activation) for name, entry in STATISTIC_NAMES.items()
 }
 """Every statistic by name (:data:`~geosal.saliency.catalog.STATISTIC_NAMES` with its function)."""
+
+
+SIGNED_SCALE_STATISTIC = "smoe_scale_magnitude"
+"""What :func:`statistic_for_scales` uses instead of ``smoe_scale`` when a scale end can be negative."""
+
+
+def statistic_for_scales(requested: str, non_negative: list[bool]) -> tuple[str, str | None]:
+    """The statistic to run for scale ends whose probe outputs were (or were not) non-negative.
+
+    ``smoe_scale`` (the default) becomes :data:`SIGNED_SCALE_STATISTIC` when any
+    scale end can be negative, with a note saying why; that statistic equals
+    ``smoe_scale`` on the non-negative ends. Any other requested statistic is kept.
+
+    Args:
+        requested: the configured statistic name.
+        non_negative: one flag per scale end (``ScaleInfo.non_negative``).
+
+    Returns:
+        ``(name, note)``; ``note`` is ``None`` when nothing changed.
+    """
+    if requested != "smoe_scale" or all(non_negative):
+        return requested, None
+    signed = sum(not flag for flag in non_negative)
+    return SIGNED_SCALE_STATISTIC, (
+        f"{signed} of {len(non_negative)} scale ends can be negative (no ReLU after them): SMOE Scale is taken of "
+        "|activation| (smoe_scale_magnitude), since negative responses carry information there; "
+        "on the non-negative ends it equals smoe_scale"
+    )
 
 
 def get_statistic(name: str | Statistic) -> Statistic:

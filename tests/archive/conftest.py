@@ -89,7 +89,8 @@ def read_summary(out: Path) -> dict:
 def combined(folder: Path) -> np.ndarray:
     """The combined map of a scene output folder (``combined.tif`` band 1)."""
     with rasterio.open(folder / "combined.tif") as dataset:
-        return dataset.read(1)
+        codes = dataset.read(1, masked=True).astype(np.float32)
+        return (codes * dataset.scales[0] + dataset.offsets[0]).filled(np.nan)
 
 
 @dataclass

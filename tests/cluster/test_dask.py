@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import zarr
 from distributed import Client
 
@@ -74,8 +75,11 @@ def reference(tmp_path_factory) -> Path:
 
 def arrays(folder: Path) -> dict[str, np.ndarray]:
     store = zarr.open_group(str(folder / "saliency.zarr"), mode="r")
-    names = ["combined", "lovi"] + [n for n in store.array_keys() if n.startswith("scale_")]
-    return {n: store[n][:] for n in names}
+    names = ["combined"] + [n for n in store.array_keys() if n.startswith("scale_")]
+    found = {n: store[n][:] for n in names}
+    with rasterio.open(folder / "lovi.tif") as lovi:
+        found["lovi.tif"] = lovi.read()
+    return found
 
 
 def assert_same(folder: Path, reference: Path, atol: float = 1e-6) -> None:

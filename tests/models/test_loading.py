@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 
 import numpy as np
@@ -9,7 +11,16 @@ import pytest
 import torch
 import torchvision
 
-from geosal.models import ModelLoadError, ModelSpec, adapt_first_conv, load_model, resolve_spec, save_checkpoint
+from geosal.models import (
+    ModelLoadError,
+    ModelSpec,
+    WeightsKind,
+    WeightsSource,
+    adapt_first_conv,
+    load_model,
+    resolve_spec,
+    save_checkpoint,
+)
 
 
 def small_resnet(classes: int = 5, seed: int = 0) -> torch.nn.Module:
@@ -30,7 +41,8 @@ def test_geosal_checkpoint_round_trip(tmp_path):
     loaded = load_model(str(tmp_path / "m.pt"))
     assert not loaded.network.training
     assert loaded.classes == list("abcde") and loaded.spec.gsd_m == 0.3 and loaded.spec.mean == (0.1, 0.2, 0.3)
-    assert loaded.spec.weights == f"checkpoint:{(tmp_path / 'm.pt').resolve()}"
+    assert str(loaded.spec.weights) == f"checkpoint:{(tmp_path / 'm.pt').resolve()}"
+    assert loaded.spec.weights.sha256 == hashlib.sha256((tmp_path / "m.pt").read_bytes()).hexdigest()
     assert same_weights(network, loaded.network, half=True)
 
 
@@ -123,7 +135,7 @@ def test_unknown_architecture_for_a_checkpoint(tmp_path):
 def test_random_weights_warn():
     with pytest.warns(UserWarning, match="random weights"):
         loaded = load_model("resnet18:none", num_classes=4)
-    assert loaded.spec.weights == "none" and loaded.network.fc.out_features == 4
+    assert loaded.spec.weights.is_random and loaded.network.fc.out_features == 4
     with pytest.warns(UserWarning, match="random weights"):
         load_model("none", architecture="resnet18")
 
@@ -149,17 +161,34 @@ def test_torchvision_weights_come_from_the_hub_cache(empty_hub):
     torch.save(network.state_dict(), empty_hub / "checkpoints" / url.rsplit("/", 1)[-1])
     loaded = load_model("resnet18:IMAGENET1K_V1")
     assert same_weights(network, loaded.network)
-    assert loaded.spec.weights == "torchvision:IMAGENET1K_V1"
+    assert str(loaded.spec.weights) == "torchvision:IMAGENET1K_V1"
     assert loaded.classes[:2] == ["tench", "goldfish"] and loaded.spec.mean == (0.485, 0.456, 0.406)
-    assert resolve_spec("resnet18").weights == "torchvision:IMAGENET1K_V1"  # DEFAULT
+    assert str(resolve_spec("resnet18").weights) == "torchvision:IMAGENET1K_V1"  # DEFAULT
 
 
-def test_spec_is_small_picklable_and_round_trips():
-    spec = resolve_spec("resnet50")
+def test_spec_is_small_picklable_and_round_trips(empty_hub):
+    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    (empty_hub / "checkpoints").mkdir(parents=True)
+    torch.save(small_resnet(classes=1000).state_dict(), empty_hub / "checkpoints" / url.rsplit("/", 1)[-1])
+    spec = resolve_spec("resnet18")
     assert len(pickle.dumps(spec)) < 20_000  # the 1000 ImageNet class names are most of it
-    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    assert pickle.loads(pickle.dumps(spec)) == spec and hash(spec) == hash(pickle.loads(pickle.dumps(spec)))
+    assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert len(spec.weights.sha256) == 64
     with pytest.raises(ValueError, match="unknown model spec keys: bogus"):
         ModelSpec.from_dict({**spec.to_dict(), "bogus": 1})
+
+
+def test_spec_dicts_of_earlier_versions_still_load():
+    """Outputs written before the typed weights source stored ``weights`` as a string."""
+    old = {"architecture": "resnet18", "weights": "shipped:ucmerced-resnet18", "num_classes": 21, "classes": [],
+           "input_bands": 3, "single_band": "replicate", "pixel_scale": 1 / 255, "mean": [0.4, 0.4, 0.4],
+           "std": [0.2, 0.2, 0.2], "gsd_m": 0.4, "input_size": 192}
+    spec = ModelSpec.from_dict(old)
+    assert spec.weights == WeightsSource(WeightsKind.SHIPPED, "ucmerced-resnet18") and spec.family == "torchvision"
+    assert str(spec.weights) == "shipped:ucmerced-resnet18"
+    with pytest.raises(ValueError, match="unknown weights kind 'floppy'"):
+        ModelSpec.from_dict({**old, "weights": "floppy:a"})
 
 
 def test_preprocess_band_handling():

@@ -23,7 +23,7 @@ def shipped():
 def test_loads_offline_by_default_and_by_name(shipped):
     again = load_model("ucmerced-resnet18")
     assert shipped.spec == again.spec
-    assert shipped.spec.weights == "shipped:ucmerced-resnet18"
+    assert str(shipped.spec.weights) == "shipped:ucmerced-resnet18"
     assert len(shipped.classes) == 21 and shipped.classes[0] == "agricultural"
     assert shipped.spec.gsd_m == pytest.approx(0.4064) and shipped.spec.input_size == 192
     assert not shipped.network.training

@@ -37,20 +37,31 @@ def expected_grid(scene: Path, output: Path) -> tuple[Affine, tuple[int, int]]:
         return combined.transform, combined.shape
 
 
+def working_grid(attrs: dict) -> tuple[Affine, tuple[int, int]]:
+    """The working grid recorded in the store: its transform and shape."""
+    grids = attrs["grids"]
+    record = grids["working"] if "working" in grids else grids[""]
+    return Affine(*record["transform"]), tuple(record["shape"])
+
+
 @pytest.mark.parametrize("name", SCENE_FILES)
 def test_outputs_are_complete_and_georeferenced_like_the_source(outputs, name):
     folder = outputs / Path(name).stem
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["combined.tif", "combined.qml", "lovi.tif", "lovi.qml", "quicklook.png", "item.json", "saliency.zarr", "config.yaml"]
+        ["combined.tif", "combined.qml", "lovi.tif", "lovi.qml", "quicklook.jpg", "item.json", "saliency.zarr", "config.yaml"]
     )
     with rasterio.open(SCENES / name) as source, rasterio.open(folder / "combined.tif") as combined:
         assert combined.crs == source.crs
-        # same footprint: the working grid covers exactly the source extent
-        for ours, theirs in zip(combined.bounds, source.bounds):
-            assert ours == pytest.approx(theirs, abs=1e-9 * max(1.0, abs(theirs)))
+        # the same footprint: the output grid starts at the source's corner and covers its extent, its last
+        # row and column reaching past the source's by less than one output pixel
+        assert combined.transform.c == pytest.approx(source.transform.c, abs=1e-9 * max(1.0, abs(source.transform.c)))
+        assert combined.transform.f == pytest.approx(source.transform.f, abs=1e-9 * max(1.0, abs(source.transform.f)))
+        pixel_x, pixel_y = combined.transform.a, -combined.transform.e
+        assert 0 <= combined.bounds.right - source.bounds.right < pixel_x * (1 + 1e-9)
+        assert 0 <= source.bounds.bottom - combined.bounds.bottom < pixel_y * (1 + 1e-9)
         assert combined.transform.b == 0 and combined.transform.d == 0
-        assert math.isnan(combined.nodata)
-        if max(combined.shape) > 512:  # GDAL adds overviews down to one 512 px block
+        assert combined.dtypes[0] == "uint8" and combined.nodata == 255 and combined.scales[0] == pytest.approx(1 / 254)
+        if max(combined.shape) > 512:  # overviews down to one 512 px tile
             assert combined.overviews(1), "COG without overviews"
     for cog in ("combined.tif", "lovi.tif"):
         assert cog_validate(str(folder / cog))[0], f"{cog} is not a valid COG"
@@ -67,15 +78,18 @@ def test_zarr_readable_by_xarray_and_gdal_with_crs_and_transforms(outputs, name)
     assert dataset.combined.rio.crs == crs
     assert dataset.combined.rio.transform().almost_equals(transform, precision=1e-9)
     attrs = dataset.attrs
+    working, working_shape = working_grid(attrs)
+    assert working.almost_equals(transform * Affine.scale(1 / attrs["output_stride"]), precision=1e-9)
     for scale, stride in zip(sorted(k for k in dataset.data_vars if k.startswith("scale_")), attrs["strides"]):
-        scaled = transform * Affine.scale(stride)
+        scaled = working * Affine.scale(stride)
         assert dataset[scale].rio.transform().almost_equals(scaled, precision=1e-9)
         with rasterio.open(f'ZARR:"{store}":/{scale}') as gdal_view:
             assert gdal_view.crs == crs and gdal_view.transform.almost_equals(scaled, precision=1e-9)
-            assert gdal_view.shape == (math.ceil(shape[0] / stride), math.ceil(shape[1] / stride))
-    for array in ("combined", "lovi"):
-        with rasterio.open(f'ZARR:"{store}":/{array}') as gdal_view:
-            assert gdal_view.crs == crs and gdal_view.transform.almost_equals(transform, precision=1e-9)
+            assert gdal_view.shape == (math.ceil(working_shape[0] / stride), math.ceil(working_shape[1] / stride))
+    with rasterio.open(f'ZARR:"{store}":/combined') as gdal_view:
+        assert gdal_view.crs == crs and gdal_view.transform.almost_equals(transform, precision=1e-9)
+        assert gdal_view.dtypes[0] == "uint16" and gdal_view.nodata == 65535
+        assert gdal_view.scales[0] == pytest.approx(1 / 65534)
     assert attrs["model"]["architecture"] == "resnet18" and attrs["statistic"] == "smoe_scale"
     assert len(attrs["scene_statistics"]["mean"]) == len(attrs["layers"]) == 5
 
@@ -84,7 +98,8 @@ def test_zarr_readable_by_xarray_and_gdal_with_crs_and_transforms(outputs, name)
 def test_value_ranges_and_nodata_propagation(outputs, name):
     folder = outputs / Path(name).stem
     with rasterio.open(folder / "combined.tif") as combined, rasterio.open(folder / "lovi.tif") as lovi:
-        values = combined.read(1)
+        codes = combined.read(1, masked=True)
+        values = (codes.astype(np.float32) * combined.scales[0] + combined.offsets[0]).filled(np.nan)
         rgba = lovi.read()
         shape = combined.shape
     with rasterio.open(SCENES / name) as source:
@@ -96,6 +111,19 @@ def test_value_ranges_and_nodata_propagation(outputs, name):
     agreement = (finite == source_valid).mean()
     assert agreement > 0.995, f"nodata mask disagrees with the source's on {100 * (1 - agreement):.2f}% of pixels"
     assert np.array_equal(rgba[3] == 255, finite) and np.all(rgba[:3, ~finite] == 0)
+
+
+@pytest.mark.parametrize("name", SCENE_FILES)
+def test_the_store_and_the_cog_hold_the_same_map(outputs, name):
+    """xarray decodes the store's 16-bit codes to [0, 1] with NaN; the COG's 8-bit codes agree within half a
+    step, and rioxarray decodes them too."""
+    folder = outputs / Path(name).stem
+    stored = xr.open_zarr(folder / "saliency.zarr").combined.values
+    cog = rioxarray.open_rasterio(folder / "combined.tif", mask_and_scale=True).values[0]
+    assert cog.dtype == np.float32 and np.array_equal(np.isnan(stored), np.isnan(cog))
+    finite = np.isfinite(stored)
+    assert np.abs(stored[finite] - cog[finite]).max() <= 0.5 / 254 + 0.5 / 65534 + 1e-6
+    assert np.all(np.abs(stored[finite] * 65534 - np.round(stored[finite] * 65534)) < 1e-3)  # on the 16-bit grid
 
 
 def test_stac_item_links_outputs_and_source(outputs):
@@ -121,8 +149,9 @@ def test_resampling_and_small_scene_notes(outputs):
 def test_preview_is_the_model_input_on_its_own_georeferenced_grid(outputs, name):
     store = outputs / Path(name).stem / "saliency.zarr"
     dataset = xr.open_zarr(store)
-    stride = dataset.attrs["grids"]["preview"]["transform"][0] / dataset.attrs["grids"]["full"]["transform"][0]
-    transform = dataset.combined.rio.transform() * Affine.scale(round(stride))
+    working, _ = working_grid(dataset.attrs)
+    stride = dataset.attrs["grids"]["preview"]["transform"][0] / working.a
+    transform = working * Affine.scale(round(stride))
     preview = dataset.preview.values
     assert preview.dtype == np.uint8 and preview.shape[0] in (1, 3)
     assert dataset.preview.rio.transform().almost_equals(transform, precision=1e-9)

@@ -15,7 +15,8 @@ SCENE = SCENES / "manila_oam_10cm.tif"
 
 def combined(folder) -> np.ndarray:
     with rasterio.open(folder / "combined.tif") as dataset:
-        return dataset.read(1)
+        codes = dataset.read(1, masked=True).astype(np.float32)
+        return (codes * dataset.scales[0] + dataset.offsets[0]).filled(np.nan)
 
 
 def config(tile: int, halo: int = 64, **compute):

@@ -15,7 +15,6 @@ from PIL import Image
 from geosal.raster import (
     inspect_scene,
     make_item,
-    read_overview,
     working_grid,
     write_item,
     write_qml_pseudocolor,
@@ -100,16 +99,9 @@ def test_stac_item_datetime_defaults_to_now(scenes_dir):
     assert item.datetime.tzinfo is not None and "datetime" in item.to_dict()["properties"]
 
 
-def test_read_overview(scenes_dir):
-    path = scenes_dir / "naip_rgbn_5m_nodata0.tif"  # 934 x 723 with an overview
-    overview = read_overview(path, [1, 2, 3], max_side=256)
-    assert overview.shape == (3, 198, 256) and overview.dtype == np.uint8
-    with rasterio.open(path) as dataset:
-        assert read_overview(dataset, (4,), max_side=5000).shape == (1, 723, 934)
-
-
 def test_quicklook(tmp_path, scenes_dir):
-    scene = read_overview(scenes_dir / "florida_neon_10cm_nodata255.tif", [1, 2, 3], max_side=400)
+    with rasterio.open(scenes_dir / "florida_neon_10cm_nodata255.tif") as dataset:
+        scene = dataset.read([1, 2, 3])
     combined = np.tile(np.linspace(0, 1, 200, dtype=np.float32), (200, 1))
     combined[:50] = np.nan
     lovi = np.full((4, 200, 200), 200, np.uint8)

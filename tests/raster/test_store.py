@@ -26,17 +26,20 @@ from geosal.raster import (
     working_grid,
     write_region,
 )
+from geosal.raster.store import LOVI_BANDS, ArraySpec
 
 STRIDES = {"scale_1": 2, "scale_2": 4}
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rioxarray's own
 
 
 def make_store(path, info, target_gsd_m=None, n_blocks=5):
-    """A store on ``info``'s working grid with two scale grids; returns (full grid, scale grids)."""
+    """A store on ``info``'s working grid (the main grid) with two scale grids; returns (full grid, scale grids)."""
     grid = working_grid(info, target_gsd_m)
-    full = GridSpec("working", grid.height, grid.width, tuple(grid.transform(info)[:6]), 64)
+    full = GridSpec("", grid.height, grid.width, tuple(grid.transform(info)[:6]), 64)
     scales = [full.downsampled(stride, name, 32) for name, stride in STRIDES.items()]
-    create_store(path, info.crs_wkt, full, scales, n_blocks, {"model": "resnet50", "weights": [0.5, 0.5]})
+    arrays = [ArraySpec("combined", full, "f4", float("nan")), ArraySpec("lovi", full, "u1", None, bands=LOVI_BANDS)]
+    arrays += [ArraySpec(spec.name, spec, "f4", float("nan")) for spec in scales]
+    create_store(path, info.crs_wkt, arrays, n_blocks, list(STRIDES), {"model": "resnet50", "weights": [0.5, 0.5]})
     return full, scales
 
 
@@ -62,7 +65,7 @@ def assert_transform_close(actual, expected):
 
 
 def test_downsampled_grid():
-    full = GridSpec("working", 1001, 640, (0.5, 0.0, 1000.0, 0.0, -0.5, 2000.0), 256)
+    full = GridSpec("", 1001, 640, (0.5, 0.0, 1000.0, 0.0, -0.5, 2000.0), 256)
     scale = full.downsampled(4, "scale_2", 64)
     assert (scale.name, scale.height, scale.width, scale.chunk) == ("scale_2", 251, 160, 64)
     assert scale.affine == Affine(2.0, 0.0, 1000.0, 0.0, -2.0, 2000.0)
@@ -72,7 +75,7 @@ def test_xarray_and_rioxarray_read_every_grid(store):
     path, info, grids, data = store
     ds = xr.open_zarr(path)
     assert ds.attrs["model"] == "resnet50" and set(ds.attrs["grids"]) == set(grids)
-    for name, spec in [("combined", grids["working"]), ("lovi", grids["working"]),
+    for name, spec in [("combined", grids[""]), ("lovi", grids[""]),
                        ("scale_1", grids["scale_1"]), ("scale_2", grids["scale_2"])]:
         array = ds[name]
         assert array.rio.crs == info.crs
@@ -81,14 +84,14 @@ def test_xarray_and_rioxarray_read_every_grid(store):
         np.testing.assert_array_equal(array.values, data[name])
     assert ds["lovi"].dtype == np.uint8 and list(ds["band"].values) == [1, 2, 3, 4]
     # pixel-centre coordinates
-    working = grids["working"].affine
+    working = grids[""].affine
     assert float(ds.x[0]) == pytest.approx((working @ (0.5, 0.5))[0], rel=1e-12)
-    assert float(ds.y[-1]) == pytest.approx((working @ (0.5, grids["working"].height - 0.5))[1], rel=1e-12)
+    assert float(ds.y[-1]) == pytest.approx((working @ (0.5, grids[""].height - 0.5))[1], rel=1e-12)
 
 
 def test_gdal_zarr_driver_reads_every_grid(store):
     path, info, grids, data = store
-    cases = [("combined", grids["working"], 1, "nan"), ("lovi", grids["working"], 4, None),
+    cases = [("combined", grids[""], 1, "nan"), ("lovi", grids[""], 4, None),
              ("scale_2", grids["scale_2"], 1, "nan")]
     for name, spec, count, nodata in cases:
         with warnings.catch_warnings():
@@ -196,11 +199,14 @@ def test_update_attrs_reaches_consolidated_readers(tmp_path, scenes_dir):
     assert attrs["scene_mean"] == [1.5, 2.5] and attrs["model"] == "vgg16" and attrs["weights"] == [0.5, 0.5]
 
 
-def test_grid_names_must_not_clash(tmp_path):
-    full = GridSpec("working", 10, 10, (1.0, 0.0, 0.0, 0.0, -1.0, 10.0), 8)
+def test_array_and_grid_names_must_not_clash(tmp_path):
+    full = GridSpec("", 10, 10, (1.0, 0.0, 0.0, 0.0, -1.0, 10.0), 8)
+    other = GridSpec("", 5, 5, (2.0, 0.0, 0.0, 0.0, -2.0, 10.0), 8)
     wkt = CRS.from_epsg(32616).to_wkt()
     with pytest.raises(ValueError, match="unique"):
-        create_store(tmp_path / "a.zarr", wkt, full, [full.downsampled(2, "lovi", 8)], 1, {})
-    with pytest.raises(ValueError, match="at least one scale"):
-        create_store(tmp_path / "b.zarr", wkt, full, [], 1, {})
+        create_store(tmp_path / "a.zarr", wkt, [ArraySpec("a", full, "f4", 0.0), ArraySpec("a", full, "f4", 0.0)], 1, ["a"], {})
+    with pytest.raises(ValueError, match="unique"):
+        create_store(tmp_path / "b.zarr", wkt, [ArraySpec("pass1_done", full, "u1", None)], 1, ["a"], {})
+    with pytest.raises(ValueError, match="share a name"):
+        create_store(tmp_path / "c.zarr", wkt, [ArraySpec("a", full, "f4", 0.0), ArraySpec("b", other, "f4", 0.0)], 1, ["a"], {})
     assert not list(tmp_path.iterdir())

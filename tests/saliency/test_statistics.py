@@ -216,3 +216,41 @@ def test_smoe_scale_and_gamma_mle_rank_real_activations_almost_identically(resne
     mle = gamma_scale_mle(activations["a"]).flatten().numpy()
     rho = scipy.stats.spearmanr(smoe, mle).statistic
     assert rho > 0.98
+
+
+def _smoe_reference(x: np.ndarray) -> np.ndarray:
+    """Eq. 2 in float64 numpy over channels of ``[B, C, H, W]`` (values already >= 0)."""
+    x = x.astype(np.float64) + 1e-6
+    mu = x.mean(axis=1)
+    return np.maximum(mu * (np.log2(mu) - np.log2(x).mean(axis=1)), 0.0)
+
+
+def test_smoe_scale_magnitude_against_a_float64_reference():
+    """Signed activations (a residual stream): the statistic is SMOE Scale of |x|."""
+    from geosal.saliency.statistics import smoe_scale_magnitude
+
+    x = torch.randn(2, 96, 7, 9, generator=torch.Generator().manual_seed(3)) * 2.5
+    expected = _smoe_reference(np.abs(x.numpy()))
+    for fused in (True, False):
+        np.testing.assert_allclose(smoe_scale_magnitude(x, fused=fused).numpy(), expected, rtol=2e-5, atol=1e-7)
+    # a sign flip of any channel leaves it unchanged; rectifying would not
+    flipped = x.clone()
+    flipped[:, ::2] *= -1
+    torch.testing.assert_close(smoe_scale_magnitude(flipped), smoe_scale_magnitude(x))
+    assert not torch.allclose(smoe_scale(flipped), smoe_scale(x))
+
+
+def test_smoe_scale_magnitude_equals_smoe_scale_after_a_relu():
+    from geosal.saliency.statistics import smoe_scale_magnitude
+
+    x = torch.relu(torch.randn(1, 64, 5, 5, generator=torch.Generator().manual_seed(4)))
+    torch.testing.assert_close(smoe_scale_magnitude(x), smoe_scale(x))
+
+
+def test_statistic_for_scales_says_why():
+    from geosal.saliency.statistics import statistic_for_scales
+
+    assert statistic_for_scales("smoe_scale", [True, True]) == ("smoe_scale", None)
+    name, note = statistic_for_scales("smoe_scale", [True, False, False])
+    assert name == "smoe_scale_magnitude" and note.startswith("2 of 3 scale ends can be negative")
+    assert statistic_for_scales("std", [False]) == ("std", None)
