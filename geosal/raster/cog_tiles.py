@@ -24,10 +24,11 @@ ghost area                  ``GDAL_STRUCTURAL_METADATA_SIZE=000140 bytes\\n``, t
                             the space (size 000174); padded to an even offset
 IFDs                        level 0, then each overview, largest first; with a mask: level 0, level 0's mask,
                             each overview, then each overview's mask (GDAL's order); each followed by its values
-                            that do not fit in an entry (core TIFF tags first, then JPEGTables and the private
-                            tags, as libtiff writes them); each links to the next, the last to 0
-tile arrays                 TileOffsets then TileByteCounts of each IFD in turn (a one-tile IFD's fit in
-                            their entries)
+                            that do not fit in an entry (core TIFF tags first, then JPEGTables, GDAL_METADATA
+                            and GDAL_NODATA, then the GeoTIFF tags, as libtiff writes them for GDAL); each
+                            links to the next, the last to 0
+tile arrays                 TileOffsets then TileByteCounts of each level in turn, its imagery's then its
+                            mask's (a one-tile IFD's fit in their entries)
 tiles                       smallest overview first, level 0 last, row-major within a level; with a mask, each
                             imagery tile is followed by its mask tile; every tile (mask tiles too) preceded by
                             its size (uint32: the leader) and followed by its last 4 bytes (the trailer;
@@ -42,7 +43,8 @@ Tags, ascending in each IFD (TIFF types in brackets):
   zstd frame); PhotometricInterpretation 262 (1 MinIsBlack, 2 RGB, 6 YCbCr for JPEG); SamplesPerPixel 277;
   PlanarConfiguration 284 = 1 (pixel-interleaved); Predictor 317 (1 none, 2 horizontal differencing, 3 floating
   point; absent with JPEG); TileWidth 322, TileLength 323; TileOffsets 324 [LONG; LONG8 in BigTIFF];
-  TileByteCounts 325 [LONG; in BigTIFF LONG8 for a one-tile level, as libtiff writes them]; ExtraSamples 338
+  TileByteCounts 325 [as libtiff chooses: LONG8 for a one-tile level in BigTIFF, SHORT for several tiles of
+  under 6553 uncompressed bytes (a 32 px RGB tile, a 64 px mask tile), else LONG]; ExtraSamples 338
   [SHORT per band beyond the photometric's own: 2 (unassociated alpha) for an alpha last band, else 0];
   SampleFormat 339 (1 uint, 3 float); with JPEG, JPEGTables 347 [UNDEFINED: SOI, the two quantisation tables,
   EOI], YCbCrSubSampling 530 = 2, 2 and ReferenceBlackWhite 532 [RATIONAL] = 0, 255, 128, 255, 128, 255;
@@ -50,7 +52,8 @@ Tags, ascending in each IFD (TIFF types in brackets):
 - level 0 only: ModelPixelScale 33550 ``(dx, -dy, 0)`` and ModelTiepoint 33922 ``(0, 0, 0, x0, y0, 0)``
   [DOUBLE]; GeoKeyDirectory 34735, GeoDoubleParams 34736, GeoAsciiParams 34737 copied from a one-pixel
   GeoTIFF that GDAL writes in memory for the same CRS, so every CRS comes out exactly as GDAL writes it;
-  GDAL_METADATA 42112 [ASCII XML] with band descriptions, scales and offsets, when any is set;
+  GDAL_METADATA 42112 [ASCII XML, ending in a newline] with band descriptions, scales and offsets, when any is
+  set;
 - mask levels: NewSubfileType 4 (level 0's mask) or 5 (an overview's), the size and tile tags as their level,
   BitsPerSample 1, Compression 8, PhotometricInterpretation 4 (transparency mask), SamplesPerPixel 1,
   PlanarConfiguration 1, Predictor 1, SampleFormat 1; nothing else.
@@ -58,14 +61,15 @@ Tags, ascending in each IFD (TIFF types in brackets):
 JPEG tiles (:class:`CogLayout` ``compression="jpeg"``) are what libtiff stores with GDAL's default
 ``JPEGTABLESMODE=1``: the quantisation tables once per IFD in JPEGTables, and in each tile an abbreviated JPEG
 stream (SOI, SOF0 with YCbCr 4:2:0, its own optimised Huffman tables, SOS, the scan, EOI). Tiles are encoded by
-Pillow (libjpeg-turbo) at the layout's quality and the tables cut out of each stream; GDAL's wheels link IJG
-libjpeg 9 instead, so tiles are not byte-identical to GDAL's, but decode with the same error against the source
-(the tests compare both). Edge tiles are padded by repeating the last column, then the last row, as GDAL does
-for JPEG (it pads other codecs with nodata or 0, as :func:`encode_tile` does).
+Pillow (libjpeg-turbo) with the quantisation tables GDAL writes at the layout's quality, which are cut out of
+each stream; GDAL's wheels link IJG libjpeg 9 instead, so tiles are not byte-identical to GDAL's, but decode
+with the same error against the source (the tests compare both). Edge tiles are padded by repeating the last
+column, then the last row, as GDAL does for JPEG (it pads other codecs with nodata or 0, as
+:func:`encode_tile` does).
 
 Internal mask (``mask=True``): the data's last band is alpha (0 = nodata, anything else valid, as GDAL turns an
 alpha band into a mask); it is stored as the 1-bit GDAL mask (bits packed most significant first, rows of whole
-bytes, padding 0, DEFLATE level 6 as GDAL writes masks whatever the imagery's codec), and the other bands as
+bytes, padding 0, DEFLATE at GDAL's level for masks whatever the imagery's codec), and the other bands as
 the imagery, their pixels under the mask kept as given (GDAL keeps the source's). A masked tile's fragment, the
 one piece of bytes a worker stores (:func:`join_masked_tile`), is ``<II`` (imagery size, mask size) followed by
 the imagery tile and the mask tile, so that :func:`write_cog` copies both parts without decoding anything.
@@ -96,8 +100,10 @@ from rasterio.io import MemoryFile
 
 try:  # libdeflate, from the optional ``deflate`` package: zlib streams too, made 3-4x faster than by zlib
     from deflate import zlib_compress as _zlib_compress
+    _LIBDEFLATE = True
 except ImportError:
     from zlib import compress as _zlib_compress
+    _LIBDEFLATE = False
 
 COMPRESSION_CODES = {"deflate": 8, "zstd": 50000, "jpeg": 7}
 # GDAL's ZLEVEL and ZSTD_LEVEL defaults; for JPEG the quality, 90 where GDAL's QUALITY defaults to 75
@@ -106,7 +112,10 @@ DEFAULT_COMPRESSION_LEVELS = {"deflate": 6, "zstd": 9, "jpeg": 90}
 COMPRESSION_LEVELS = {"deflate": range(1, 10), "zstd": range(1, 23), "jpeg": range(24, 101)}
 SAMPLE_FORMATS = {"uint8": 1, "uint16": 1, "float32": 3}
 PHOTOMETRICS = {"minisblack": 1, "rgb": 2}
-MASK_COMPRESSION_LEVEL = 6  # GDAL writes its DEFLATE masks at the default ZLEVEL, whatever the imagery's options
+# GDAL writes its DEFLATE masks at the default ZLEVEL 6, whatever the imagery's options, which libtiff built with
+# libdeflate (as in GDAL's wheels) runs at libdeflate's level 7 "to get results as good as zlib"
+MASK_COMPRESSION_LEVEL = 6
+_MASK_LIBDEFLATE_LEVEL = 7
 
 TileSource = Callable[[int, int, int], "bytes | bytearray | memoryview | str | os.PathLike[str]"]
 
@@ -261,7 +270,7 @@ def encode_tile(layout: CogLayout, data: np.ndarray) -> bytes:
     the last row, encoded at the layout's quality as YCbCr 4:2:0 with optimised Huffman tables, the quantisation
     tables left to the file's JPEGTables. With ``layout.mask`` the last band is alpha; the result is the
     fragment :func:`join_masked_tile` makes of the imagery tile (the other bands) and the mask tile (alpha > 0;
-    1 bit per pixel, padding 0, DEFLATE level 6). Either way, bytes :func:`write_cog` takes as they are."""
+    1 bit per pixel, padding 0, DEFLATE as GDAL compresses masks). Either way, bytes :func:`write_cog` takes as they are."""
     data = np.asarray(data)
     if data.ndim != 3 or data.shape[0] != layout.bands or max(data.shape[1:]) > layout.tile or 0 in data.shape:
         raise ValueError(f"tile data of shape {data.shape}: expected [{layout.bands}, h <= {layout.tile}, "
@@ -307,33 +316,57 @@ def _encode_lossless(layout: CogLayout, imagery: np.ndarray) -> bytes:
 
 def _encode_mask(alpha: np.ndarray, size: int) -> bytes:
     """The 1-bit mask tile of ``alpha`` ``[h, w]``: alpha > 0, padded with 0 to ``size`` x ``size``, 8 pixels
-    a byte, most significant bit first (``size`` is a multiple of 16: rows are whole bytes), DEFLATE."""
+    a byte, most significant bit first (``size`` is a multiple of 16: rows are whole bytes), DEFLATE as GDAL
+    compresses masks (with libdeflate, the very bytes of GDAL's mask tiles)."""
     bits = np.zeros((size, size), bool)
     bits[:alpha.shape[0], :alpha.shape[1]] = alpha > 0
-    return _zlib_compress(np.packbits(bits, axis=1).tobytes(), MASK_COMPRESSION_LEVEL)
+    level = _MASK_LIBDEFLATE_LEVEL if _LIBDEFLATE else MASK_COMPRESSION_LEVEL
+    return _zlib_compress(np.packbits(bits, axis=1).tobytes(), level)
 
 
 def _encode_jpeg(rgb: np.ndarray, size: int, quality: int) -> bytes:
     """The abbreviated JPEG stream of ``rgb`` ``[3, h, w]`` uint8, edge-padded to ``size`` x ``size``."""
     height, width = rgb.shape[1:]
     pixels = np.pad(rgb.transpose(1, 2, 0), ((0, size - height), (0, size - width), (0, 0)), mode="edge")
-    stream = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(stream, "JPEG", quality=quality, subsampling=2,
-                                                              optimize=True)
-    tables, tile = _split_jpeg(stream.getvalue())
+    tables, tile = _split_jpeg(_pillow_jpeg(np.ascontiguousarray(pixels), quality, optimize=True))
     if tables != _jpeg_tables(quality):
-        raise RuntimeError(f"Pillow's JPEG encoder used other quantisation tables for a tile than for the "
-                           f"file's JPEGTables at quality {quality}")
+        raise RuntimeError(f"Pillow's JPEG encoder wrote other quantisation tables in a tile than in the file's "
+                           f"JPEGTables at quality {quality}")
     return tile
+
+
+def _pillow_jpeg(pixels: np.ndarray, quality: int, optimize: bool) -> bytes:
+    """A complete JPEG stream of ``pixels`` ``[h, w, 3]`` uint8: YCbCr 4:2:0 with GDAL's quantisation tables."""
+    stream = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(stream, "JPEG", qtables=list(_quantisation_tables(quality)), subsampling=2,
+                                        optimize=optimize)
+    return stream.getvalue()
+
+
+_IJG_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                  14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                  49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+_IJG_CHROMINANCE = ((17, 18, 24, 47) + (99,) * 4 + (18, 21, 26, 66) + (99,) * 4 + (24, 26, 56) + (99,) * 5 + (47, 66)
+                    + (99,) * 38)
+
+
+def _quantisation_tables(quality: int) -> tuple[list[int], list[int]]:
+    """The luminance and chrominance quantisation tables (natural order) GDAL's JPEG-in-TIFF writes at
+    ``quality``: the JPEG standard's (Annex K) scaled as libjpeg scales them (``5000 / q`` percent under 50,
+    ``200 - 2q`` from 50, rounded, at least 1), with 16 for the chrominance DC entry, as the IJG libjpeg in
+    GDAL's wheels has it (libjpeg-turbo, and so Pillow's ``quality``, has 17)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    chrominance = (16,) + _IJG_CHROMINANCE[1:]
+    luminance, chrominance = ([min(max((value * scale + 50) // 100, 1), 255) for value in table]
+                              for table in (_IJG_LUMINANCE, chrominance))
+    return luminance, chrominance
 
 
 @functools.lru_cache(maxsize=8)
 def _jpeg_tables(quality: int) -> bytes:
-    """The JPEGTables value for ``quality``: SOI, the luminance and chrominance DQT segments, EOI, taken from
-    what Pillow writes (the IJG tables scaled for ``quality``, as libjpeg and libtiff scale them)."""
-    stream = io.BytesIO()
-    Image.new("RGB", (16, 16)).save(stream, "JPEG", quality=quality, subsampling=2)
-    return _split_jpeg(stream.getvalue())[0]
+    """The JPEGTables value for ``quality``: SOI, the luminance and chrominance DQT segments, EOI (as Pillow
+    writes them for the tables of :func:`_quantisation_tables`)."""
+    return _split_jpeg(_pillow_jpeg(np.zeros((16, 16, 3), np.uint8), quality, optimize=False))[0]
 
 
 def _split_jpeg(stream: bytes) -> tuple[bytes, bytes]:
@@ -582,14 +615,25 @@ def _short_or_long(code: int, value: int) -> Entry:
     return _entry(code, _SHORT if value < 2**16 else _LONG, [value])
 
 
-def _tile_entries(layout: CogLayout, level: int, offsets: list[int], byte_counts: list[int],
-                  bigtiff: bool) -> list[Entry]:
-    """Size, tile size and tile array entries, common to a level's imagery and mask IFDs."""
+def _tile_entries(layout: CogLayout, level: int, offsets: list[int], byte_counts: list[int], bigtiff: bool,
+                  tile_bytes: int) -> list[Entry]:
+    """Size, tile size and tile array entries, common to a level's imagery and mask IFDs (``tile_bytes``: the
+    uncompressed size of one of its tiles)."""
     height, width = layout.levels[level]
     return [_short_or_long(256, width), _short_or_long(257, height),
             _short_or_long(322, layout.tile), _short_or_long(323, layout.tile),
             _entry(324, _LONG8 if bigtiff else _LONG, offsets),
-            _entry(325, _LONG8 if bigtiff and len(byte_counts) == 1 else _LONG, byte_counts)]  # as libtiff does
+            _entry(325, _byte_counts_type(len(byte_counts), tile_bytes, bigtiff), byte_counts)]
+
+
+def _byte_counts_type(count: int, tile_bytes: int, bigtiff: bool) -> int:
+    """The TIFF type libtiff gives TileByteCounts: from the tile count and the uncompressed tile size, on the
+    assumption that a compressed tile is at most 10 times its uncompressed size, never from the counts."""
+    if bigtiff and (count == 1 or tile_bytes >= _CLASSIC_LIMIT // 10):
+        return _LONG8
+    if count == 1 or tile_bytes >= 0xFFFF // 10:
+        return _LONG
+    return _SHORT
 
 
 def _directory(layout: CogLayout, level: int, geokeys: tuple[Entry, ...], offsets: list[int],
@@ -597,7 +641,8 @@ def _directory(layout: CogLayout, level: int, geokeys: tuple[Entry, ...], offset
     """The sorted entries of ``level``'s imagery IFD."""
     bits = np.dtype(layout.dtype).itemsize * 8
     bands = layout.stored_bands
-    entries = _tile_entries(layout, level, offsets, byte_counts, bigtiff) + [
+    tile_bytes = layout.tile * layout.tile * bands * bits // 8  # JPEG too: libtiff counts it as upsampled RGB
+    entries = _tile_entries(layout, level, offsets, byte_counts, bigtiff, tile_bytes) + [
         _entry(258, _SHORT, [bits] * bands),
         _entry(259, _SHORT, [COMPRESSION_CODES[layout.compression]]),
         _entry(277, _SHORT, [bands]), _entry(284, _SHORT, [1]),
@@ -628,7 +673,7 @@ def _directory(layout: CogLayout, level: int, geokeys: tuple[Entry, ...], offset
 def _mask_directory(layout: CogLayout, level: int, offsets: list[int], byte_counts: list[int],
                     bigtiff: bool) -> list[Entry]:
     """The sorted entries of ``level``'s mask IFD, as GDAL writes its internal masks."""
-    return sorted(_tile_entries(layout, level, offsets, byte_counts, bigtiff) + [
+    return sorted(_tile_entries(layout, level, offsets, byte_counts, bigtiff, layout.tile * layout.tile // 8) + [
         _entry(254, _LONG, [5 if level else 4]),  # a mask (4), of a reduced-resolution image (1)
         _entry(258, _SHORT, [1]), _entry(259, _SHORT, [COMPRESSION_CODES["deflate"]]),
         _entry(262, _SHORT, [_TRANSPARENCY_MASK]), _entry(277, _SHORT, [1]), _entry(284, _SHORT, [1]),
@@ -642,9 +687,10 @@ def _front_area(layout: CogLayout, geokeys: tuple[Entry, ...],
 
     ``placements`` maps each IFD, ``(level, is_mask)``, to its tile offsets and byte counts. The length depends
     on the layout only (entries have fixed sizes), not on the offsets and counts."""
+    ifds = [ifd for ifd, _ in _ifds(layout)]
     directories = [_mask_directory(layout, level, *placements[level, True], bigtiff) if is_mask else
                    _directory(layout, level, geokeys, *placements[level, False], bigtiff)
-                   for (level, is_mask), _ in _ifds(layout)]
+                   for level, is_mask in ifds]
     ghost = MASKED_GHOST_AREA if layout.mask else GHOST_AREA
     inline, entry_format, count_format, offset_format = (8, "<HHQ", "<Q", "<Q") if bigtiff else (4, "<HHI", "<H", "<I")
     entry_size = struct.calcsize(entry_format) + inline
@@ -656,8 +702,8 @@ def _front_area(layout: CogLayout, geokeys: tuple[Entry, ...],
         for code, _, _, payload in sorted(entries, key=_value_order):
             if len(payload) > inline and code not in _TILE_ARRAY_TAGS:
                 values_at[index, code], position = position, _even(position + len(payload))
-    for index, entries in enumerate(directories):
-        for code, _, _, payload in entries:
+    for index in sorted(range(len(ifds)), key=lambda index: ifds[index]):  # by level, each imagery then mask
+        for code, _, _, payload in directories[index]:
             if len(payload) > inline and code in _TILE_ARRAY_TAGS:
                 values_at[index, code], position = position, _even(position + len(payload))
     front = bytearray(position)
@@ -681,11 +727,13 @@ def _front_area(layout: CogLayout, geokeys: tuple[Entry, ...],
     return bytes(front)
 
 
-def _value_order(entry: Entry) -> tuple[bool, int]:
-    """Where libtiff writes an entry's values: the core TIFF tags' first, then the codec's (JPEGTables) and the
-    registered private tags' (GeoTIFF, GDAL), each group by tag code."""
+def _value_order(entry: Entry) -> tuple[int, int]:
+    """Where libtiff writes an entry's values: the core TIFF tags' first, then the codec's (JPEGTables), then the
+    private tags in the order GDAL sets them (GDAL_METADATA and GDAL_NODATA before the GeoTIFF tags), each
+    group by tag code."""
     code = entry[0]
-    return code == 347 or code >= 32768, code
+    group = 1 if code == 347 else 2 if code in (42112, 42113) else 3 if code >= 32768 else 0
+    return group, code
 
 
 def _even(position: int) -> int:
@@ -709,7 +757,7 @@ def _gdal_metadata(layout: CogLayout) -> str:
             values.append(("DESCRIPTION", escape(str(description))))
         items += [f'  <Item name="{name}" sample="{band}" role="{name.lower()}">{escape(text)}</Item>\n'
                   for name, text in values]
-    return f"<GDALMetadata>\n{''.join(items)}</GDALMetadata>" if items else ""
+    return f"<GDALMetadata>\n{''.join(items)}</GDALMetadata>\n" if items else ""
 
 
 def _nodata_fits(value: float, dtype: str) -> bool:
