@@ -353,8 +353,9 @@ _IJG_CHROMINANCE = ((17, 18, 24, 47) + (99,) * 4 + (18, 21, 26, 66) + (99,) * 4 
 def _quantisation_tables(quality: int) -> tuple[list[int], list[int]]:
     """The luminance and chrominance quantisation tables (natural order) GDAL's JPEG-in-TIFF writes at
     ``quality``: the JPEG standard's (Annex K) scaled as libjpeg scales them (``5000 / q`` percent under 50,
-    ``200 - 2q`` from 50, rounded, at least 1), with 16 for the chrominance DC entry, as the IJG libjpeg in
-    GDAL's wheels has it (libjpeg-turbo, and so Pillow's ``quality``, has 17)."""
+    ``200 - 2q`` from 50, rounded, at least 1), but 16 for the chrominance DC entry, as GDAL writes it with
+    the IJG libjpeg 9 of its wheels (libjpeg-turbo, and so Pillow's ``quality``, has 17; the tests compare the
+    tables with GDAL's at qualities 24 to 100)."""
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality
     chrominance = (16,) + _IJG_CHROMINANCE[1:]
     luminance, chrominance = ([min(max((value * scale + 50) // 100, 1), 255) for value in table]
