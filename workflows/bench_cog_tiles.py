@@ -2,23 +2,30 @@
 
     python -m workflows.bench_cog_tiles [--size 4096] [--tile 512] [--zlib]
 
-For a float32 map in [0, 1] with NaN nodata (like ``combined``) and an RGBA map with alpha (like ``lovi``),
-both ``size`` x ``size`` and smooth like real saliency maps, it times in one process:
+For a float32 map in [0, 1] with NaN nodata (like ``combined``), an RGBA map with alpha (the lossless
+``lovi``) and the same RGBA map as JPEG with an internal mask (``lovi.tif`` as stored: RGB JPEG quality 90, YCbCr
+4:2:0, the alpha as GDAL's 1-bit mask), all ``size`` x ``size`` and smooth like real saliency maps, it times in
+one process:
 
-(a) :func:`gdal_write_cog` (geosal's former export, kept here as the baseline): the Zarr array streamed
-    into a tiled GeoTIFF, then GDAL's COG driver (DEFLATE, predictor, average overviews, on all CPUs);
+(a) GDAL's COG driver: the Zarr array streamed into a tiled GeoTIFF, then GDAL's COG driver (average overviews,
+    on all CPUs) through :func:`gdal_write_cog` (geosal's former export, kept here as the baseline: DEFLATE,
+    predictor), or, for JPEG, the same two steps
+    here with ``COMPRESS=JPEG QUALITY=90`` (the driver turns the alpha band into the mask);
 (b) ``geosal.raster.cog_tiles``: every tile and overview tile encoded here, one after the other, and written
     to a fragment file (what the workers would do, in parallel, each for its own block), then ``write_cog``
     from the fragment files;
 (c) ``write_cog`` alone: what stays serial on the client.
 
-Same settings on both sides: DEFLATE level 6, predictor 3 (float) or 2 (RGBA), ``tile`` pixel tiles. It prints
-seconds, file sizes and ratios, and checks that both files hold the same level 0 and the same overviews.
+Same settings on both sides: DEFLATE level 6 with predictor 3 (float) or 2 (RGBA), or JPEG quality 90 with a
+mask; ``tile`` pixel tiles. It prints seconds, file sizes (and bytes per pixel of level 0) and ratios, and
+checks that both files hold the same level 0 and the same overviews (lossless), or (JPEG) the same masks at
+every level and the mean error of each file's decoded colours against the source's valid pixels at level 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
@@ -61,17 +68,38 @@ def smooth_maps(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return combined, rgba
 
 
-def time_gdal(folder: Path, name: str, data: np.ndarray, alpha: bool) -> tuple[float, Path]:
+def time_gdal(folder: Path, name: str, data: np.ndarray, layout: CogLayout) -> tuple[float, Path]:
     store = folder / "maps.zarr"
     array = zarr.open_array(store=str(store), path=name, mode="w", shape=data.shape, chunks=(data.shape[0], 1024, 1024),
                             dtype=data.dtype, zarr_format=ZARR_FORMAT)
     array[...] = data
     path = folder / f"{name}-gdal.tif"
     started = time.perf_counter()
-    gdal_write_cog(store, name, path, CRS_WKT, TRANSFORM_AFFINE_ORDER, nodata=None if alpha else float("nan"),
-                   alpha=alpha)
+    if layout.compression == "jpeg":
+        gdal_jpeg_cog(store, name, path, layout)
+    else:
+        gdal_write_cog(store, name, path, CRS_WKT, TRANSFORM_AFFINE_ORDER,
+                       nodata=None if layout.alpha else float("nan"), alpha=layout.alpha)
     return time.perf_counter() - started, path
 
+
+def gdal_jpeg_cog(store: Path, name: str, path: Path, layout: CogLayout, window: int = 1024) -> None:
+    """What :func:`gdal_write_cog` does for RGBA, with GDAL's COG driver writing JPEG + mask: the Zarr
+    array streamed into a tiled RGBA GeoTIFF, then ``COMPRESS=JPEG QUALITY=90``, average overviews, all CPUs."""
+    source = zarr.open_array(store=str(store), path=name, mode="r", zarr_format=ZARR_FORMAT)
+    staging = path.with_suffix(".stream.tif")
+    profile = {"driver": "GTiff", "width": layout.width, "height": layout.height, "count": 4, "dtype": "uint8",
+               "crs": CRS.from_wkt(CRS_WKT), "transform": TRANSFORM_AFFINE_ORDER, "tiled": True,
+               "blockxsize": 512, "blockysize": 512, "compress": "ZSTD", "zstd_level": 1, "photometric": "RGB",
+               "alpha": "YES", "num_threads": "ALL_CPUS"}
+    with rasterio.open(staging, "w", **profile) as staged:
+        for row in range(0, layout.height, window):
+            for col in range(0, layout.width, window):
+                block = source[:, row:row + window, col:col + window]
+                staged.write(block, window=Window(col, row, block.shape[-1], block.shape[-2]))
+    rasterio.shutil.copy(staging, path, driver="COG", compress="JPEG", quality=layout.compression_level or 90,
+                         blocksize=layout.tile, overview_resampling="average", num_threads="ALL_CPUS")
+    staging.unlink()
 
 
 def time_tiles(folder: Path, name: str, layout: CogLayout, data: np.ndarray) -> tuple[float, float, Path]:
@@ -94,6 +122,22 @@ def time_tiles(folder: Path, name: str, layout: CogLayout, data: np.ndarray) -> 
     started = time.perf_counter()
     write_cog(path, layout, lambda level, row, col: fragments / f"{level}-{row}-{col}")
     return encoding, time.perf_counter() - started, path
+
+
+def jpeg_agreement(ours: Path, gdal: Path, rgba: np.ndarray) -> str:
+    """Whether both files' masks are equal at every level, and each file's mean absolute colour error against
+    the source's valid pixels at level 0."""
+    masks_equal, errors = True, []
+    with rasterio.open(ours) as a, rasterio.open(gdal) as b:
+        count = len(a.overviews(1))
+        valid = rgba[3] > 0
+        for dataset in (a, b):
+            errors.append(np.abs(dataset.read().astype(np.int16) - rgba[:3])[:, valid].mean())
+        masks_equal = count == len(b.overviews(1)) and np.array_equal(a.dataset_mask(), b.dataset_mask())
+    for level in range(count):
+        with rasterio.open(ours, overview_level=level) as a, rasterio.open(gdal, overview_level=level) as b:
+            masks_equal = masks_equal and a.shape == b.shape and np.array_equal(a.dataset_mask(), b.dataset_mask())
+    return f"masks equal {masks_equal}; mean error ours {errors[0]:.2f}, GDAL {errors[1]:.2f}"
 
 
 def same_pyramid(first: Path, second: Path) -> tuple[bool, bool]:
@@ -187,23 +231,30 @@ def main(argv=None) -> None:
                                             predictor=3, nodata=float("nan"))),
         "uint8 RGBA": (rgba, CogLayout(args.size, args.size, 4, "uint8", CRS_WKT, TRANSFORM, tile=args.tile,
                                        predictor=2, photometric="rgb", alpha=True)),
+        "JPEG + mask": (rgba, CogLayout(args.size, args.size, 4, "uint8", CRS_WKT, TRANSFORM, tile=args.tile,
+                                        photometric="rgb", mask=True, compression="jpeg", compression_level=90)),
     }
     encoder = "libdeflate" if cog_tiles._zlib_compress.__module__.startswith("deflate") else "zlib"
     print(f"{args.size} x {args.size} px, {args.tile} px tiles, {os.cpu_count()} CPUs (GDAL uses all of them; "
           f"the tile encoding here uses one), tiles compressed by {encoder}")
     header = (f"{'map':12s} {'(a) GDAL s':>10s} {'(b) tiles s':>11s} {'encode s':>9s} {'(c) write s':>11s} "
-              f"{'b/a':>6s} {'c/a':>6s} {'GDAL MB':>8s} {'tiles MB':>8s} {'size':>6s}  same level 0 / overviews")
+              f"{'b/a':>6s} {'c/a':>6s} {'GDAL MB':>8s} {'tiles MB':>8s} {'size':>6s} {'B/px':>5s}  "
+              "same level 0 / overviews, or JPEG agreement")
     print(header)
     for name, (data, layout) in maps.items():
         with tempfile.TemporaryDirectory() as folder:
-            gdal_seconds, gdal_path = time_gdal(Path(folder), "map", data, alpha=layout.alpha)
+            gdal_seconds, gdal_path = time_gdal(Path(folder), "map", data, layout)
             encoding, writing, tiles_path = time_tiles(Path(folder), "map", layout, data)
             gdal_mb, tiles_mb = gdal_path.stat().st_size / 1e6, tiles_path.stat().st_size / 1e6
-            level0, overviews = same_pyramid(gdal_path, tiles_path)
+            if layout.compression == "jpeg":
+                agreement = jpeg_agreement(tiles_path, gdal_path, data)
+            else:
+                agreement = " / ".join(map(str, same_pyramid(gdal_path, tiles_path)))
             total = encoding + writing
+            bytes_per_pixel = tiles_mb * 1e6 / math.prod(data.shape[1:])
             print(f"{name:12s} {gdal_seconds:10.2f} {total:11.2f} {encoding:9.2f} {writing:11.3f} "
                   f"{total / gdal_seconds:6.2f} {writing / gdal_seconds:6.3f} {gdal_mb:8.1f} {tiles_mb:8.1f} "
-                  f"{tiles_mb / gdal_mb:6.2f}  {level0} / {overviews}")
+                  f"{tiles_mb / gdal_mb:6.2f} {bytes_per_pixel:5.2f}  {agreement}")
 
 
 if __name__ == "__main__":
