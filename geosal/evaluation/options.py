@@ -147,7 +147,10 @@ def command_line_settings(model: type[BaseModel]) -> list[Setting]:
         default = field.get_default(call_default_factory=True)
         flag = option.flag or ("--no-" if option.codec.switch and default else "--") + name.replace("_", "-")
         choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
-        shown = "on" if option.codec.switch and default else option.shown_default or " ".join(option.codec.words(default))
+        if option.codec.switch:
+            shown = "on" if default else "off"
+        else:
+            shown = option.shown_default or " ".join(option.codec.words(default))
         help_text = (field.description or "") + (f" [default: {shown}]" if shown else "")
         metavar = "{" + ",".join(map(str, choices)) + "}" if choices else option.codec.metavar
         settings.append(Setting(name, flag, help_text.replace("%", "%%"), default, option, metavar))
