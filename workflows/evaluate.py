@@ -4,15 +4,16 @@
     python -m workflows.evaluate --estimate              # projected time on this machine, nothing run
     python -m workflows.evaluate --protocol layers       # the optional per-layer protocol
 
-The same options and code as ``geosal evaluate`` (geosal/cli/evaluate.py);
-see docs/evaluation.md. Reruns resume from the finished cells.
+``geosal evaluate`` itself (geosal/cli/evaluate.py): the same options, code,
+messages and exit statuses; see docs/evaluation.md. Reruns resume from the
+finished cells.
 """
 
 from __future__ import annotations
 
 import sys
 
-from geosal.cli.evaluate import main
+from geosal.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

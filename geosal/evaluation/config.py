@@ -4,137 +4,200 @@ The defaults are the *reduced* protocol sized for a 2-core CPU (about two
 hours for the retraining protocol: see ``docs/evaluation.md`` for the
 measurements they were sized from). Everything is configurable, up to the
 paper's setting where the hardware allows.
+
+:class:`EvaluationConfig` is a pydantic model like the run configuration
+(:mod:`geosal.config`): every field states its type, range, help text and, in
+an :class:`~geosal.evaluation.options.Option`, how it is written on the command
+line, from which ``geosal evaluate``'s options are generated. Importing this
+module does not import torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
-from geosal.evaluation.methods import (
-    KAR_ROAR_DEFAULT,
-    MAIN_METHODS,
-    TABLE1_STATISTICS,
-    EvaluationError,
-    get_methods,
-    layer_methods,
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from geosal.evaluation.catalog import KAR_ROAR_DEFAULT, MAIN_METHODS, TABLE1_STATISTICS, layer_methods, method_names
+from geosal.evaluation.errors import EvaluationError
+from geosal.evaluation.options import (
+    INTEGER,
+    NAMES,
+    NUMBER,
+    PATH,
+    PERCENTAGE,
+    PERCENTAGES,
+    SWITCH,
+    TEXT,
+    WORDS,
+    ZERO_IS_NONE,
+    Option,
 )
+from geosal.evaluation.paths import default_paths, portable, project_root
 
-PROTOCOLS = ("kar-roar", "road", "deletion", "layers")
+Protocol = Literal["kar-roar", "road", "deletion", "layers"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 DEFAULT_PROTOCOLS = ("kar-roar",)
 PAPER_PERCENTAGES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """Everything a run of ``geosal evaluate`` depends on.
+def _strict_fraction(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"{value:g} is not a fraction strictly between 0 and 1 (a percentage between 0 and 100)")
+    return value
 
-    Attributes (by protocol):
-        data: folder-per-class image collection (UC Merced).
-        results: where CSV / Markdown / plots and the per-cell JSON go.
-        cache: where saliency maps are cached (large; keep it out of git).
-        model: ``load_model`` source; ``None`` = the shipped ``ucmerced-resnet18``.
-        protocols: any of ``kar-roar``, ``road``, ``deletion``, ``layers``.
 
-        methods: methods of the retraining protocol (names or ``all`` / ``default``).
-        percentages: fractions kept (KAR) / removed (ROAR).
-        image_size: side of the images the networks are retrained on.
-        saliency_size: side of the images the model computes saliency on
-            (``None``: the model's training size); maps are area-averaged to ``image_size``.
-        epochs, batch_size, lr, warmup_epochs, crop, min_crop_area, colour_jitter,
-        mix_probability, label_smoothing: retraining hyper-parameters
-            (``crop`` ``None`` = 7/8 of ``image_size``).
-        train_per_class, val_per_class: first images of each class used (``None`` = all).
-        share_random: the random map's ROAR(p) cell is the KAR(1 - p) cell
-            (both keep a uniformly random ``1 - p`` of the pixels; the paper's
-            Table 5 reuses them the same way).
-        reference: also retrain on unmasked images (the 100%-kept reference).
+Fraction = Annotated[float, AfterValidator(_strict_fraction)]
+"""A fraction strictly between 0 and 1."""
 
-        layer_statistics: Table 1 statistics of the ``layers`` protocol.
-        layer_kar, layer_roar: its KAR kept / ROAR removed fractions (paper: 2.5% / 10%).
+IO, RETRAIN, LAYERS, EVAL, METHOD, COMPUTE = (
+    "data and outputs", "KAR / ROAR retraining", "per-layer protocol (layers)", "ROAD and deletion / insertion",
+    "method options", "compute",
+)
+"""The argument groups of ``geosal evaluate --help``."""
 
-        eval_methods: methods of ROAD and deletion / insertion.
-        eval_size: image side for ROAD and deletion (``None``: the model's training size).
-        eval_per_class: validation images per class for ROAD / deletion (``None`` = all 16).
-        road_noise: noise of the ROAD imputation (normalised units).
-        deletion_steps, deletion_substrate: deletion / insertion curve steps and fill.
 
-        seed, nt_samples, noise_level, ig_steps, channel_reduce: method options
-            (see :class:`geosal.evaluation.methods.MethodOptions`).
-        saliency_batch: images per saliency batch.
-        timing_images: validation images each method is timed on, alone.
-        bf16: bfloat16 autocast for retraining and for the evaluation forward passes.
-        threads: torch CPU threads (``None``: torch's default).
+class EvaluationConfigError(EvaluationError):
+    """An invalid evaluation setting; the one-line message names the field."""
+
+
+def _default_path(name: str) -> Path:
+    return default_paths(project_root())[name]
+
+
+class EvaluationConfig(BaseModel):
+    """Everything a run of ``geosal evaluate`` depends on (each field's description says what it is).
+
+    Immutable; unknown fields and invalid values raise :class:`EvaluationConfigError`
+    whose message names the field, e.g. ``epochs: Input should be greater than or equal to 1 (got 0)``.
     """
 
-    data: Path
-    results: Path = Path("results/ucmerced")
-    cache: Path = Path("runs/evaluate-cache")
-    model: str | None = None
-    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    methods: tuple[str, ...] = KAR_ROAR_DEFAULT
-    percentages: tuple[float, ...] = PAPER_PERCENTAGES
-    image_size: int = 64
-    saliency_size: int | None = 128
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 0.05
-    warmup_epochs: int = 1
-    crop: int | None = None
-    min_crop_area: float = 0.5
-    colour_jitter: float = 0.2
-    mix_probability: float = 0.0
-    label_smoothing: float = 0.1
-    train_per_class: int | None = None
-    val_per_class: int | None = None
-    share_random: bool = True
-    reference: bool = True
+    data: Annotated[Path, Field(default_factory=lambda: _default_path("data"),
+                                description="folder-per-class image collection (UC Merced)"), Option(IO, PATH)]
+    results: Annotated[Path, Field(default_factory=lambda: _default_path("results"),
+                                   description="where the CSV / Markdown / plots and the per-cell JSON go"), Option(IO, PATH)]
+    cache: Annotated[Path, Field(default_factory=lambda: _default_path("cache"),
+                                 description="where saliency maps are cached (large; keep it out of git)"), Option(IO, PATH)]
+    model: Annotated[str | None, Field(description="model to explain: a load_model source (a checkpoint, a torchvision name)"),
+                     Option(IO, TEXT, shown_default="the shipped ucmerced-resnet18")] = None
+    protocols: Annotated[tuple[Protocol, ...], Field(min_length=1, description="protocols to run: kar-roar, road, deletion, "
+                                                     "layers, or all"), Option(IO, WORDS, flag="--protocol")] = DEFAULT_PROTOCOLS
 
-    layer_statistics: tuple[str, ...] = tuple(TABLE1_STATISTICS)
-    layer_kar: float = 0.025
-    layer_roar: float = 0.10
+    methods: Annotated[tuple[str, ...], Field(description="methods of the retraining protocol: names (geosal evaluate "
+                                              "--list-methods), 'all' or 'default'"),
+                       Option(RETRAIN, NAMES, shown_default="'default'")] = KAR_ROAR_DEFAULT
+    percentages: Annotated[tuple[Fraction, ...], Field(min_length=1, description="percentages of the pixels kept (KAR) / "
+                                                       "removed (ROAR)"), Option(RETRAIN, PERCENTAGES)] = PAPER_PERCENTAGES
+    image_size: Annotated[int, Field(ge=16, description="side of the images the networks are retrained on, px"),
+                          Option(RETRAIN, INTEGER)] = 64
+    saliency_size: Annotated[int | None, Field(ge=16, description="side of the images the explained model computes the "
+                                               "retraining protocols' saliency at, px (0: the model's training size); the "
+                                               "maps are area-averaged to the retraining size"), Option(RETRAIN, ZERO_IS_NONE)] = 128
+    epochs: Annotated[int, Field(ge=1, description="epochs of every retraining"), Option(RETRAIN, INTEGER)] = 5
+    batch_size: Annotated[int, Field(ge=1, description="retraining batch size"), Option(RETRAIN, INTEGER)] = 32
+    lr: Annotated[float, Field(gt=0, description="peak SGD learning rate"), Option(RETRAIN, NUMBER)] = 0.05
+    warmup_epochs: Annotated[int, Field(ge=0, description="epochs of linear learning-rate warm-up"), Option(RETRAIN, INTEGER)] = 1
+    crop: Annotated[int | None, Field(ge=1, description="training crop side, px (0: 7/8 of the retraining size)"),
+                    Option(RETRAIN, ZERO_IS_NONE)] = None
+    min_crop_area: Annotated[float, Field(gt=0, le=1, description="smallest random resized crop, fraction of the image area"),
+                             Option(RETRAIN, NUMBER)] = 0.5
+    colour_jitter: Annotated[float, Field(ge=0, description="strength of the brightness, contrast and saturation jitter "
+                                          "(0: off)"), Option(RETRAIN, NUMBER)] = 0.2
+    mix_probability: Annotated[float, Field(ge=0, le=1, description="chance per batch of MixUp or CutMix"),
+                               Option(RETRAIN, NUMBER)] = 0.0
+    label_smoothing: Annotated[float, Field(ge=0, lt=1, description="cross-entropy label smoothing"), Option(RETRAIN, NUMBER)] = 0.1
+    train_per_class: Annotated[int | None, Field(ge=1, description="first N training images per class (0: all)"),
+                               Option(RETRAIN, ZERO_IS_NONE)] = None
+    val_per_class: Annotated[int | None, Field(ge=1, description="first N validation images per class (0: all)"),
+                             Option(RETRAIN, ZERO_IS_NONE)] = None
+    share_random: Annotated[bool, Field(description="the random map's ROAR(p) cell is its KAR(1 - p) cell (both keep a "
+                                        "uniformly random 1 - p of the pixels, as the paper's Table 5 reuses them); off: "
+                                        "retrain random ROAR(p)"), Option(RETRAIN, SWITCH)] = True
+    reference: Annotated[bool, Field(description="also retrain on unmasked images (the 100%-kept reference)"),
+                         Option(RETRAIN, SWITCH)] = True
 
-    eval_methods: tuple[str, ...] = MAIN_METHODS
-    eval_size: int | None = None
-    eval_per_class: int | None = 8
-    road_noise: float = 0.01
-    deletion_steps: int = 20
-    deletion_substrate: str = "mean"
+    layer_statistics: Annotated[tuple[str, ...], Field(description="Table 1 statistics of the layers protocol"),
+                                Option(LAYERS, NAMES, shown_default="all nine")] = tuple(TABLE1_STATISTICS)
+    layer_kar: Annotated[Fraction, Field(description="KAR: percentage of the pixels kept (paper: 2.5)"),
+                         Option(LAYERS, PERCENTAGE)] = 0.025
+    layer_roar: Annotated[Fraction, Field(description="ROAR: percentage of the pixels removed (paper: 10)"),
+                          Option(LAYERS, PERCENTAGE)] = 0.10
 
-    seed: int = 0
-    nt_samples: int = 15
-    noise_level: float = 0.15
-    ig_steps: int = 4
-    channel_reduce: str = "sum"
-    saliency_batch: int = 16
-    timing_images: int = 8
-    bf16: bool = True
-    threads: int | None = None
+    eval_methods: Annotated[tuple[str, ...], Field(description="methods of ROAD and deletion / insertion: names, 'all' or "
+                                                   "'default'"), Option(EVAL, NAMES, shown_default="'all'")] = MAIN_METHODS
+    eval_size: Annotated[int | None, Field(ge=16, description="image side, px (0: the model's training size)"),
+                         Option(EVAL, ZERO_IS_NONE)] = None
+    eval_per_class: Annotated[int | None, Field(ge=1, description="validation images per class (0: all 16)"),
+                              Option(EVAL, ZERO_IS_NONE)] = 8
+    road_noise: Annotated[float, Field(ge=0, description="noise of the ROAD imputation, normalised units"),
+                          Option(EVAL, NUMBER)] = 0.01
+    deletion_steps: Annotated[int, Field(ge=1, description="steps of the deletion / insertion curves"),
+                              Option(EVAL, INTEGER)] = 20
+    deletion_substrate: Annotated[Literal["mean", "blur"], Field(description="what deleted pixels become"),
+                                  Option(EVAL, TEXT)] = "mean"
 
-    def __post_init__(self):
-        unknown = [p for p in self.protocols if p not in PROTOCOLS]
-        if unknown:
-            raise EvaluationError(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}")
-        for p in (*self.percentages, self.layer_kar, self.layer_roar):
-            if not 0 < p < 1:
-                raise EvaluationError(f"percentages are fractions strictly between 0 and 1, got {p}")
-        if self.image_size < 16 or (self.saliency_size is not None and self.saliency_size < 16):
-            raise EvaluationError("image sizes below 16 px are not supported")
-        if self.epochs < 1:
-            raise EvaluationError("epochs must be >= 1")
-        get_methods(self.methods), get_methods(self.eval_methods), layer_methods(self.layer_statistics)  # known names
+    seed: Annotated[int, Field(description="seeds the random maps, the SmoothGrad noise and every retraining"),
+                    Option(METHOD, INTEGER)] = 0
+    nt_samples: Annotated[int, Field(ge=1, description="SmoothGrad samples (paper: 15)"), Option(METHOD, INTEGER)] = 15
+    noise_level: Annotated[float, Field(ge=0, description="SmoothGrad noise, fraction of the input range"),
+                           Option(METHOD, NUMBER)] = 0.15
+    ig_steps: Annotated[int, Field(ge=1, description="Integrated Gradients steps"), Option(METHOD, INTEGER)] = 4
+    channel_reduce: Annotated[Literal["sum", "max"], Field(description="how gradient attributions are reduced over the "
+                                                           "colour channels"), Option(METHOD, TEXT)] = "sum"
+    saliency_batch: Annotated[int, Field(ge=1, description="images per saliency batch"), Option(METHOD, INTEGER)] = 16
+    timing_images: Annotated[int, Field(ge=1, description="validation images each method is timed on, alone"),
+                             Option(METHOD, INTEGER)] = 8
+
+    bf16: Annotated[bool, Field(description="bfloat16 autocast for retraining and the evaluation forward passes; off: "
+                                "float32"), Option(COMPUTE, SWITCH)] = True
+    threads: Annotated[int | None, Field(ge=1, description="torch CPU threads (0: torch's default)"),
+                       Option(COMPUTE, ZERO_IS_NONE)] = None
+
+    def __init__(self, **values: Any):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise EvaluationConfigError(_describe(error)) from None
+
+    @field_validator("protocols", mode="before")
+    @classmethod
+    def _expand_all(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return tuple(dict.fromkeys(p for name in value for p in (PROTOCOLS if name == "all" else (name,))))
+        return value
+
+    @field_validator("methods", "eval_methods")
+    @classmethod
+    def _known_methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        method_names(value)
+        return value
+
+    @field_validator("layer_statistics")
+    @classmethod
+    def _known_statistics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        layer_methods(value)
+        return value
 
     @property
     def retrain_crop(self) -> int:
+        """The retraining crop side in px: ``crop``, else 7/8 of ``image_size`` (at least 8)."""
         return self.crop if self.crop is not None else max(8, round(self.image_size * 7 / 8))
-
-    def with_overrides(self, **changes) -> EvaluationConfig:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict:
         """Plain values; paths relative to the project (never absolute machine paths)."""
-        return {k: (portable(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        return {k: (portable(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in self}
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"unknown evaluation setting {key!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}" + (f" (got {first['input']!r})" if first["type"] != "value_error" else "")
 
 
 PAPER = {
@@ -176,40 +239,6 @@ def reductions(
     return rows
 
 
-def project_root() -> Path:
-    """The source checkout holding geosal (where ``results/`` and ``runs/`` go), else the working folder."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "pyproject.toml").exists() else Path.cwd()
-
-
-def portable(value: str | Path) -> str:
-    """A path as it may be written into committed files: relative to the project
-    (``results/ucmerced``) or to its parent (``../shared/data/ucmerced``) when it
-    lies there; anything else unchanged."""
-    text = str(value)
-    path = Path(text)
-    if not path.is_absolute():
-        return text
-    root = project_root()
-    for base, prefix in ((root, ""), (root.parent, "../")):
-        try:
-            relative = path.resolve().relative_to(base.resolve())
-        except ValueError:
-            continue
-        return prefix + (str(relative) if str(relative) != "." else ".")
-    return text
-
-
-def default_paths(project: Path) -> dict[str, Path]:
-    """Default data / results / cache paths relative to the project folder."""
-    return {
-        "data": project.parent / "shared" / "data" / "ucmerced",
-        "results": project / "results" / "ucmerced",
-        "cache": project / "runs" / "evaluate-cache",
-    }
-
-
 __all__ = [
-    "DEFAULT_PROTOCOLS", "PAPER", "PAPER_PERCENTAGES", "PROTOCOLS", "EvaluationConfig", "default_paths", "portable",
-    "project_root", "reductions",
+    "DEFAULT_PROTOCOLS", "PAPER", "PAPER_PERCENTAGES", "PROTOCOLS", "EvaluationConfig", "EvaluationConfigError", "reductions",
 ]

@@ -17,9 +17,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from geosal.evaluation.catalog import layer_methods
 from geosal.evaluation.config import EvaluationConfig
 from geosal.evaluation.kar_roar import layer_cells, plan_cells
-from geosal.evaluation.methods import METHODS, Method, get_methods, layer_methods, time_methods
+from geosal.evaluation.methods import METHODS, Method, get_methods, time_methods
 from geosal.evaluation.road import impute_batch, removal_keep_mask
 from geosal.evaluation.runner import Evaluation
 from geosal.models import build_network

@@ -1,5 +1,8 @@
 """The saliency methods compared by ``geosal evaluate``, in one registry.
 
+Their names, labels and families are declared, without torch, in
+:mod:`geosal.evaluation.catalog`; this module gives each its function.
+
 Every method maps a batch of normalised images ``[B, 3, H, W]`` and the model
 to saliency ``[B, H, W]`` float32 (larger = more important), at the input size:
 
@@ -36,33 +39,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from geosal.errors import GeosalError
+from geosal.evaluation.catalog import METHOD_NAMES, SCALES, method_names
+from geosal.evaluation.errors import EvaluationError
 from geosal.saliency import FastCAM, SaliencyMaps, find_scale_layers
 from geosal.saliency.combine import combine, upsample
-from geosal.saliency.statistics import STATISTICS
-
-
-class EvaluationError(GeosalError, ValueError):
-    """A request the evaluation cannot serve (unknown method, wrong model or data); one line for the user."""
-
-
-SCALES = 5
-"""Scale ends of the evaluated networks (ResNets: stem ReLU and layer1..layer4)."""
-
-TABLE1_STATISTICS: dict[str, str] = {
-    "smoe": "smoe_scale",
-    "std": "std",
-    "mean": "mean",
-    "shannon_entropy": "shannon_entropy",
-    "log_normal_mean": "log_normal_mean",
-    "log_normal_entropy": "log_normal_entropy",
-    "truncated_normal_mean": "truncated_normal_mean",
-    "truncated_normal_std": "truncated_normal_std",
-    "truncated_normal_entropy": "truncated_normal_entropy",
-}
-"""Method-name prefix -> statistic of :data:`geosal.saliency.STATISTICS`: Table 1's rows."""
-
-WEIGHT_LABELS = {"prior": "Prior Layer Weights", "linear": "Layer Weights [1,2,3,4,5]", "equal": "Layer Weights [1,1,1,1,1]"}
 
 
 @dataclass(frozen=True)
@@ -287,78 +267,31 @@ def _gradient_method(kind: str, smooth: bool) -> MethodFunction:
 
 # --- the registry --------------------------------------------------------------------------------
 
+_BUILDERS: dict[str, Callable[..., MethodFunction]] = {
+    "random": lambda: _random,
+    "random_layer": _random_layer,
+    "combined": _combined,
+    "single_scale": _single_scale,
+    "cam": _cam,
+    "gradient": _gradient_method,
+}
+"""How each ``kind`` of :class:`~geosal.evaluation.catalog.MethodName` becomes a function."""
 
-def _build() -> dict[str, Method]:
-    methods: list[Method] = [Method("random", "Random", "baseline", _random)]
-    for weights in ("prior", "linear", "equal"):
-        methods.append(Method(f"smoe_{weights}", f"SMOE Scale + {WEIGHT_LABELS[weights]}", "smoe",
-                              _combined("smoe_scale", weights), group="smoe_scale"))
-    for prefix, statistic in TABLE1_STATISTICS.items():
-        label = STATISTICS[statistic].label
-        if prefix != "smoe":
-            methods.append(Method(f"{prefix}_equal", f"{label} + {WEIGHT_LABELS['equal']}", "statistic",
-                                  _combined(statistic, "equal"), group=statistic))
-        for layer in range(SCALES):
-            family = "smoe" if prefix == "smoe" else "layer"
-            methods.append(Method(f"{prefix}_L{layer + 1}", f"{label} L{layer + 1}", family,
-                                  _single_scale(statistic, layer), group=statistic))
-    for layer in range(SCALES):
-        methods.append(Method(f"random_L{layer + 1}", f"Random L{layer + 1}", "layer", _random_layer(layer), group="smoe_scale"))
-    methods += [
-        Method("fastcam", "Fast-CAM (SMOE Scale x Grad-CAM++)", "cam", _cam("gradcam++", True), group="gradcam++"),
-        Method("gradcampp", "Grad-CAM++", "cam", _cam("gradcam++", False), group="gradcam++"),
-        Method("gradcam", "Grad-CAM", "cam", _cam("gradcam", False), group="gradcam"),
-    ]
-    labels = {"gradient": "Gradient", "guided_backprop": "Guided Backprop", "integrated_gradients": "Integrated Grad."}
-    for kind, label in labels.items():
-        methods.append(Method(kind, label, "gradient", _gradient_method(kind, False)))
-        methods.append(Method(f"{kind}_sg2", f"{label} -w- SmoothGrad Sq.", "gradient", _gradient_method(kind, True)))
-    return {m.name: m for m in methods}
-
-
-METHODS: dict[str, Method] = _build()
-"""Every method, by name."""
-
-MAIN_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.family != "layer")
-"""The methods of the method comparison (everything but the non-SMOE single-scale
-maps and the per-scale random maps, which only the ``layers`` protocol uses)."""
-
-KAR_ROAR_DEFAULT: tuple[str, ...] = (
-    "random", "smoe_prior", "smoe_linear", "smoe_equal", "gradcampp", "fastcam",
-    "gradient_sg2", "guided_backprop_sg2",
-)
-"""The reduced default method set of the retraining protocol. Integrated
-Gradients with SmoothGrad-squared is left out of it because its maps alone cost
-about 45 minutes on a 2-core CPU (1.6 s per image); ``--methods`` adds it."""
-
-
-def layer_methods(prefixes: Sequence[str] | None = None) -> list[str]:
-    """Single-scale methods of the ``layers`` protocol: ``random_L1..L5`` and
-    ``<prefix>_L1..L5`` for each Table 1 statistic (default: all of them)."""
-    prefixes = list(TABLE1_STATISTICS) if prefixes is None else list(prefixes)
-    unknown = [p for p in prefixes if p not in TABLE1_STATISTICS]
-    if unknown:
-        raise EvaluationError(f"unknown statistic(s) {unknown}; choose from {', '.join(TABLE1_STATISTICS)}")
-    return [f"random_L{k}" for k in range(1, SCALES + 1)] + [f"{p}_L{k}" for p in prefixes for k in range(1, SCALES + 1)]
+METHODS: dict[str, Method] = {
+    name: Method(name, entry.label, entry.family, _BUILDERS[entry.kind](*entry.arguments), entry.group)
+    for name, entry in METHOD_NAMES.items()
+}
+"""Every method of :data:`~geosal.evaluation.catalog.METHOD_NAMES`, by name, with its function."""
 
 
 def get_methods(names: Sequence[str] | str) -> list[Method]:
-    """Methods by name; ``"all"`` is :data:`MAIN_METHODS`, ``"default"`` the
+    """Methods by name; ``"all"`` is :data:`~geosal.evaluation.catalog.MAIN_METHODS`, ``"default"`` the
     reduced retraining set. A comma-separated string is accepted.
 
     Raises:
-        ValueError: an unknown name, listing the known ones.
+        EvaluationError: an unknown name, listing the known ones.
     """
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    expanded: list[str] = []
-    for name in names:
-        expanded += list(MAIN_METHODS) if name == "all" else list(KAR_ROAR_DEFAULT) if name == "default" else [name]
-    unknown = [n for n in expanded if n not in METHODS]
-    if unknown:
-        raise EvaluationError(f"unknown method(s) {', '.join(unknown)}; 'geosal evaluate --list-methods' lists them "
-                              f"(also 'all' = the {len(MAIN_METHODS)} compared methods, 'default' = the retraining set)")
-    return [METHODS[n] for n in dict.fromkeys(expanded)]
+    return [METHODS[name] for name in method_names(names)]
 
 
 def compute_batch(context: MethodContext, methods: Sequence[Method], images: Tensor, image_ids: Sequence[int]) -> dict[str, Tensor]:

@@ -20,21 +20,14 @@ import torch
 
 from geosal.evaluation import deletion as deletion_curves
 from geosal.evaluation import report
+from geosal.evaluation.catalog import layer_methods
 from geosal.evaluation.cells import CellStore, write_json_atomic
 from geosal.evaluation.config import EvaluationConfig, reductions
 from geosal.evaluation.data import Split, load_splits
+from geosal.evaluation.errors import EvaluationError
 from geosal.evaluation.kar_roar import RetrainData, layer_cells, plan_cells, run_cells
 from geosal.evaluation.masking import mean_colour_uint8
-from geosal.evaluation.methods import (
-    METHODS,
-    EvaluationError,
-    Method,
-    MethodContext,
-    MethodOptions,
-    get_methods,
-    layer_methods,
-    time_methods,
-)
+from geosal.evaluation.methods import METHODS, Method, MethodContext, MethodOptions, get_methods, time_methods
 from geosal.evaluation.road import ORDERS, road_accuracy
 from geosal.evaluation.saliency_store import SaliencyStore, model_fingerprint
 from geosal.evaluation.scores import auc

@@ -5,18 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geosal.evaluation.methods import (
-    KAR_ROAR_DEFAULT,
-    MAIN_METHODS,
-    METHODS,
-    MethodContext,
-    MethodOptions,
-    compute_batch,
-    get_methods,
-    layer_methods,
-    random_map,
-    time_methods,
-)
+from geosal.evaluation.catalog import KAR_ROAR_DEFAULT, MAIN_METHODS, layer_methods
+from geosal.evaluation.methods import METHODS, MethodContext, MethodOptions, compute_batch, get_methods, random_map, time_methods
 from geosal.saliency import SaliencyMaps
 from geosal.saliency.combine import upsample
 
