@@ -119,20 +119,47 @@ class InputConfig(_Section):
 class ComputeConfig(_Section):
     """Where the work runs. ``scheduler``: ``None`` starts a local Dask
     cluster, ``"tcp://host:8786"`` uses an existing one, ``"in-process"`` runs
-    without Dask. ``compile``: trace and ``torch.compile`` the network with the
-    statistics inside (fastest on CPU once compiled). ``gdal_cache_mb``: GDAL's
-    block cache per process, in MiB (GDAL's default, 5 % of RAM, would grow
-    with the scene)."""
+    without Dask. ``processes``: the local cluster's workers are separate
+    processes (isolated; each loads the model) instead of threads of this
+    process (the default: it starts in a fraction of a second, and torch, GDAL
+    and the codecs release the GIL). ``gpu``: pass-1 tasks ask for the ``GPU``
+    worker resource; a local cluster offers ``gpu_slots`` of it, so that many
+    blocks share the GPU (one reads while another computes). ``compile``: trace
+    and ``torch.compile`` the network with the statistics inside (fastest on
+    CPU once compiled). ``autocast``: the precision of the forward on a GPU:
+    ``none`` (float32, TF32 off), ``tf32`` (TensorFloat-32 convolutions),
+    ``bf16`` or ``fp16`` autocast; the statistics are float32 in every case. ``gdal_cache_mb``: GDAL's block cache per process, in
+    MiB (GDAL's default, 5 % of RAM, would grow with the scene)."""
 
     scheduler: str | None = None
+    processes: bool = False
     workers: int | None = Field(default=None, gt=0)
     threads_per_worker: int | None = Field(default=None, gt=0)
     memory_limit: str = "auto"
     device: str = "auto"
     gpu: bool = False
-    autocast: Literal["none", "bf16", "fp16"] = "none"
+    gpu_slots: int = Field(default=2, gt=0)
+    autocast: Literal["none", "tf32", "bf16", "fp16"] = "none"
     compile: bool = False
     gdal_cache_mb: int = Field(default=256, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpu_means_cuda(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("gpu") and data.get("device", "auto") == "auto":
+            return {**data, "device": "cuda"}
+        return data
+
+    @model_validator(mode="after")
+    def _gpu_needs_cuda(self) -> ComputeConfig:
+        if self.gpu and not self.device.startswith("cuda"):
+            raise ValueError(f"gpu: true runs the network on a GPU, but device is {self.device!r} (use cuda, cuda:N or auto)")
+        return self
+
+    @property
+    def uses_gpu(self) -> bool:
+        """Whether pass-1 tasks need a GPU worker (``gpu``, or a CUDA device asked for by name)."""
+        return self.gpu or self.device.startswith("cuda")
 
 
 class OutputConfig(_Section):

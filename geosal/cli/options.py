@@ -56,8 +56,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     compute.add_argument("--threads-per-worker", type=int, help="threads per local worker (torch uses them in a forward pass)")
     compute.add_argument("--memory-limit", help="memory limit per local worker, e.g. 4GiB (default auto)")
     compute.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: cuda when available)")
-    compute.add_argument("--gpu", action="store_true", default=None, help="pass-1 tasks request the GPU worker resource")
-    compute.add_argument("--autocast", choices=["none", "bf16", "fp16"], help="mixed-precision forward (statistics stay float32)")
+    compute.add_argument("--gpu", action="store_true", default=None,
+                         help="run the network on the GPU: pass-1 tasks ask for the GPU worker resource (implies --device cuda)")
+    compute.add_argument("--autocast", choices=["none", "tf32", "bf16", "fp16"],
+                         help="precision of the forward on a GPU (statistics stay float32)")
     compute.add_argument("--compile", action="store_true", default=None,
                          help="torch.compile the network with the statistics inside (faster after a one-off compilation)")
 

@@ -12,11 +12,12 @@ from geosal.cluster.errors import ClusterError
 from geosal.config import ComputeConfig
 
 
-def default_layout(cores: int | None = None) -> tuple[int, int]:
-    """Workers and threads per worker for this machine: one worker per 4 cores
-    (at least one), the cores shared out as threads (torch uses them inside a forward)."""
+def default_layout(cores: int | None = None, processes: bool = False) -> tuple[int, int]:
+    """Workers and threads per worker for this machine: with threads, one worker with a thread per core
+    (one forward runs at a time on all cores, the other threads read, render and write); with processes,
+    one worker per 4 cores (at least one), the cores shared out as threads (torch uses them inside a forward)."""
     cores = cores or os.cpu_count() or 1
-    workers = max(1, cores // 4)
+    workers = max(1, cores // 4) if processes else 1
     return workers, max(1, cores // workers)
 
 
@@ -24,9 +25,10 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
 def cluster_client(config: ComputeConfig, quiet: bool = False) -> Iterator[Client]:
     """A client for ``config.scheduler`` (an address) or for a ``LocalCluster`` started here.
 
-    The local cluster uses worker processes, the dashboard on port 8787 (or
-    any free port when taken), and is shut down on exit. Its dashboard
-    address is printed unless ``quiet``.
+    The local cluster's workers are threads of this process (or processes,
+    ``config.processes``; see :func:`default_layout`), its dashboard is on port
+    8787 (or any free port when taken), and it is shut down on exit. The
+    dashboard address is printed unless ``quiet``.
 
     Raises:
         ClusterError: the scheduler cannot be reached or the cluster not started.
@@ -43,15 +45,15 @@ def cluster_client(config: ComputeConfig, quiet: bool = False) -> Iterator[Clien
         finally:
             client.close()
         return
-    workers, threads = default_layout()
+    workers, threads = default_layout(processes=config.processes)
     try:
         cluster = LocalCluster(
             n_workers=config.workers or workers,
             threads_per_worker=config.threads_per_worker or threads,
             memory_limit=config.memory_limit,
-            processes=True,
+            processes=config.processes,
             dashboard_address=":8787",
-            resources={"GPU": 1} if config.gpu else None,
+            resources={"GPU": config.gpu_slots} if config.gpu else None,
         )
     except OSError as error:
         raise ClusterError(f"cannot start a local Dask cluster: {error}") from None

@@ -19,6 +19,7 @@ import dask
 from distributed import Client, as_completed, span
 
 from geosal.cluster.plugin import ModelPlugin, call_with_runner
+from geosal.models import weight_bytes
 from geosal.pipeline.job import SceneJob
 from geosal.pipeline.runner import RunnerKey
 
@@ -51,7 +52,7 @@ class DaskExecutor:
         name = plugin_name(key)
         with self._lock:
             if name not in self._plugins:
-                self.client.register_plugin(ModelPlugin(key), name=name)
+                self.client.register_plugin(ModelPlugin(key, weight_bytes(key.spec)), name=name)
                 self._plugins.add(name)
         return name
 

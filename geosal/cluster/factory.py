@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from geosal.config import ComputeConfig
 from geosal.pipeline.executor import Executor, InProcessExecutor
+from geosal.pipeline.runner import resolve_device
 
 
 @contextlib.contextmanager
@@ -14,9 +15,15 @@ def open_executor(compute: ComputeConfig, quiet: bool = False) -> Iterator[Execu
     """In-process (``compute.scheduler == "in-process"``), or Dask: a local cluster
     started here, or the scheduler at ``compute.scheduler``; closed on exit.
 
+    On this machine (in-process or a local cluster) the device is checked first,
+    so a GPU that cannot be used fails here, in one line, before anything starts.
+
     Raises:
+        DeviceError: the requested device cannot be used here.
         ClusterError: the scheduler cannot be reached or the local cluster not started.
     """
+    if not compute.scheduler or compute.scheduler == "in-process":
+        resolve_device(compute.device)
     if compute.scheduler == "in-process":
         yield InProcessExecutor()
         return
@@ -24,4 +31,4 @@ def open_executor(compute: ComputeConfig, quiet: bool = False) -> Iterator[Execu
     from geosal.cluster.executor import DaskExecutor
 
     with cluster_client(compute, quiet=quiet) as client:
-        yield DaskExecutor(client, gpu=compute.gpu)
+        yield DaskExecutor(client, gpu=compute.uses_gpu)

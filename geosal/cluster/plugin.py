@@ -1,9 +1,14 @@
 """Hold the model on every Dask worker: built once per worker process, never pickled into tasks.
 
-:class:`ModelPlugin` carries only the small :class:`~geosal.pipeline.runner.RunnerKey`
-(model spec and saliency settings). On each worker's ``setup`` it builds the
-runner into its own :class:`~geosal.pipeline.runner.RunnerCache`, on the
-worker's device, and sets torch's thread count to the worker's thread count.
+:class:`ModelPlugin` carries the small :class:`~geosal.pipeline.runner.RunnerKey`
+(model spec and saliency settings) and the bytes of the weight file the client
+resolved (checked against the spec's sha256 on the worker), so workers on other
+machines need no access to the client's files or caches. On each worker's
+``setup`` it builds the runner into its own
+:class:`~geosal.pipeline.runner.RunnerCache`, on the worker's device, and sets
+torch's thread count to the worker's thread count; a worker without the GPU a
+CUDA runner needs builds nothing (in a mixed cluster, pass-1 tasks ask for the
+``GPU`` resource and go to the GPU workers only).
 Pass-1 tasks are submitted as :func:`call_with_runner`, which finds the plugin
 on the worker and hands its runner to the block function: one construction per
 worker per model.
@@ -26,18 +31,21 @@ class ModelPlugin(WorkerPlugin):
 
     Args:
         key: the model configuration the tasks will use.
+        weights: the weight file's bytes as the client read them (None: random weights, or read the file).
     """
 
-    def __init__(self, key: RunnerKey):
+    def __init__(self, key: RunnerKey, weights: bytes | None = None):
         self.key = key
+        self.weights = weights
         self.runners: RunnerCache | None = None  # made on the worker: the client's copy is only pickled
 
     def setup(self, worker) -> None:
-        self.runners = RunnerCache()
+        self.runners = RunnerCache({self.key: self.weights} if self.weights is not None else None)
         threads = getattr(worker.state, "nthreads", None) or getattr(worker, "nthreads", None)
         if threads:
             torch.set_num_threads(int(threads))
-        self.runners.get(self.key)
+        if not self.key.device.startswith("cuda") or torch.cuda.is_available():
+            self.runners.get(self.key)
 
 
 def call_with_runner(plugin: str, key: RunnerKey, function: Callable[..., Any], *args: Any) -> Any:

@@ -10,7 +10,9 @@ their arguments.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 from geosal.pipeline.job import SceneJob
@@ -31,15 +33,38 @@ class Executor(Protocol):
 
 
 class InProcessExecutor:
-    """Sequential execution in the calling process (no Dask); holds the process's runners."""
+    """Execution in the calling process (no Dask), on ``threads`` threads; holds the process's runners.
 
-    def __init__(self) -> None:
+    With more than one thread, one block reads (GDAL releases the GIL) or
+    renders while another runs the network (a runner runs one forward at a
+    time, on all of torch's threads). ``threads=1`` runs the tasks one after
+    the other, in order.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
         self.runners = RunnerCache()
+        self.threads = threads or os.cpu_count() or 1
 
     def map(self, function, job, indices, *args, stage: str, model: RunnerKey | None = None):
         extra = {} if model is None else {"runner": self.runners.get(model)}
-        for index in indices:
-            yield index, function(job, index, *args, **extra)
+        if self.threads == 1:
+            for index in indices:
+                yield index, function(job, index, *args, **extra)
+            return
+        pending = list(indices)[::-1]
+        with ThreadPoolExecutor(self.threads, thread_name_prefix=f"geosal-{stage}") as pool:
+            running = {}
+            try:
+                while pending or running:
+                    while pending and len(running) < 2 * self.threads:
+                        index = pending.pop()
+                        running[pool.submit(function, job, index, *args, **extra)] = index
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield running.pop(future), future.result()
+            finally:
+                for future in running:
+                    future.cancel()
 
     def close(self) -> None:
         """Nothing to release."""

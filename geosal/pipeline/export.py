@@ -72,8 +72,8 @@ def export_stac(job: SceneJob, folder: Path, metadata: dict) -> None:
     assets = {
         COMBINED: {"href": "./combined.tif", "type": COG_MEDIA_TYPE, "title": "combined SMOE saliency", "roles": ["data"],
                    "raster_bands": [unit_band]},
-        LOVI: {"href": "./lovi.tif", "type": COG_MEDIA_TYPE, "title": "LOVI rendering (RGBA)", "roles": ["visual"],
-               "raster_bands": [{"data_type": "uint8", "spatial_resolution": resolution}] * 4},
+        LOVI: {"href": "./lovi.tif", "type": COG_MEDIA_TYPE, "title": "LOVI rendering (RGB, JPEG, with a mask)",
+               "roles": ["visual"], "raster_bands": [{"data_type": "uint8", "spatial_resolution": resolution}] * 3},
         "zarr": {"href": "./saliency.zarr", "type": "application/vnd+zarr", "title": "all maps (Zarr v2)", "roles": ["data"]},
         "quicklook": {"href": f"./{QUICKLOOK}", "type": "image/jpeg", "title": "quicklook", "roles": ["overview"]},
         "combined_style": {"href": "./combined.qml", "type": "text/xml", "title": "QGIS style", "roles": ["style"]},

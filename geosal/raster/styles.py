@@ -48,10 +48,10 @@ def write_qml_pseudocolor(
 
 
 def write_qml_rgba(path: str | os.PathLike[str]) -> None:
-    """Write a QGIS multiband-color style to ``path``: red band 1, green 2, blue 3, alpha band 4,
-    values shown as they are (0-255, no contrast stretch)."""
+    """Write a QGIS multiband-color style to ``path``: red band 1, green 2, blue 3 (nodata is the file's
+    mask), values shown as they are (0-255, no contrast stretch)."""
     renderer = ET.Element("rasterrenderer", {
-        "type": "multibandcolor", "redBand": "1", "greenBand": "2", "blueBand": "3", "alphaBand": "4",
+        "type": "multibandcolor", "redBand": "1", "greenBand": "2", "blueBand": "3", "alphaBand": "-1",
         "opacity": "1", "nodataColor": "",
     })
     ET.SubElement(renderer, "rasterTransparency")
@@ -85,7 +85,10 @@ def _write(path: str | os.PathLike[str], renderer: ET.Element) -> None:
     ET.SubElement(pipe, "huesaturation", {"saturation": "0", "grayscaleMode": "0", "colorizeOn": "0",
                                           "colorizeRed": "255", "colorizeGreen": "128", "colorizeBlue": "128",
                                           "colorizeStrength": "100", "invertColors": "0"})
-    ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
+    # interpolate when zoomed in: the layers lie on the grid of the finest saliency scale, coarser than the imagery
+    ET.SubElement(pipe, "rasterresampler", {"zoomedInResampler": "bilinear", "zoomedOutResampler": "bilinear",
+                                            "maxOversampling": "2"})
+    ET.SubElement(pipe, "resamplingStage").text = "provider"
     ET.SubElement(root, "blendMode").text = "0"
     ET.indent(root)
     with open(path, "w", encoding="utf-8") as stream:

@@ -110,18 +110,30 @@ class SaliencyMaps:
             warnings.warn("model is in training mode: batch-norm makes each image's maps depend on the batch", stacklevel=3)
         with torch.no_grad():
             if self.compile and not self.statistic.pre_activation:
-                if self._compiled is None:
+                compiled = self._compiled_network(layers)
+                if compiled is not None:
                     try:
-                        self._compiled = compile_saliency_network(self.model, layers, self.statistic)
-                    except TracingError as error:
-                        warnings.warn(f"{error}; computing saliency with hooks instead", stacklevel=3)
+                        output, maps = compiled(images)
+                        return list(maps), output
+                    except torch.cuda.OutOfMemoryError:
+                        raise  # the batch does not fit: say so, do not hide it behind a slower path
+                    except Exception as error:  # noqa: BLE001 - the compiler failed at its first call (no C compiler, Triton...)
+                        warnings.warn(f"torch.compile failed ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                                      "computing saliency with hooks instead", stacklevel=3)
                         self.compile = False
-                if self._compiled is not None:
-                    output, maps = self._compiled(images)
-                    return list(maps), output
             with ScaleHooks(self.model, layers, self.statistic) as hooks:
                 output = self.model(images)
             return list(hooks.maps), output
+
+    def _compiled_network(self, layers: list[str]):
+        """The traced, compiled network (built on first use), or None when the model cannot be traced."""
+        if self._compiled is None:
+            try:
+                self._compiled = compile_saliency_network(self.model, layers, self.statistic)
+            except TracingError as error:
+                warnings.warn(f"{error}; computing saliency with hooks instead", stacklevel=4)
+                self.compile = False
+        return self._compiled
 
     def __call__(self, images: Tensor) -> SaliencyResult:
         """Saliency of ``images`` (``[B, C, H, W]``); see :class:`SaliencyResult`."""

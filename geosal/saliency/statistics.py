@@ -98,13 +98,29 @@ def _smoe_scale_kernel(x: Tensor) -> Tensor:
 
 
 _compiled_kernel: Callable[[Tensor], Tensor] | None = None
-_compile_failed = False
+_compile_failed: set[str] = set()
+"""Device types on which ``torch.compile`` failed (no compiler, no Triton): they use the eager form."""
 
 KERNEL_BUFFER_LOCATIONS = 1024
-"""Spatial locations per image handled by one kernel call. The compiled kernel
-keeps its two float64 sums in ``[B, rows, W]`` buffers, so processing the map
-in bands of rows bounds that scratch space to about 16 KB per image whatever
-the layer size (a whole 112 x 112 map at once would need 200 KB)."""
+"""Spatial locations per image handled by one compiled-kernel call on the CPU. The compiled kernel
+keeps its two float64 sums in ``[B, rows, W]`` buffers, so processing the map in bands of rows bounds that
+scratch space to about 16 KB per image whatever the layer size (a whole 112 x 112 map at once would need
+200 KB). On a GPU one call per layer is right: a kernel launch costs more than the scratch space."""
+
+
+def smoe_dispatch(x: Tensor, native_available: bool) -> str:
+    """Which implementation :func:`smoe_scale_fused` uses for ``x``: ``native`` (the C++ kernel: float32 CPU
+    tensors, NCHW or channels-last), ``compiled-banded`` (other CPU tensors: the compiled kernel in bands of
+    rows), ``compiled`` (GPU and other devices: one compiled call per layer) or ``eager`` (compilation
+    failed on this device type before)."""
+    cpu = x.device.type == "cpu"
+    if cpu and native_available and x.dtype == torch.float32 and (
+        x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return "native"
+    if x.device.type in _compile_failed:
+        return "eager"
+    return "compiled-banded" if cpu else "compiled"
 
 
 def smoe_scale_fused(x: Tensor) -> Tensor:
@@ -113,42 +129,46 @@ def smoe_scale_fused(x: Tensor) -> Tensor:
     On the CPU, float32 activations in NCHW or channels-last memory go through
     the native C++ kernel (:mod:`geosal.saliency.native`): it streams the
     channel planes once and keeps its sums in L1 cache, so it allocates
-    nothing but the ``[B, H, W]`` result. Everything else (GPU tensors,
-    float16 / bfloat16, other layouts, or no C++ compiler) goes through a
-    ``torch.compile``-d kernel, computed in bands of rows written into one
-    preallocated result (see :data:`KERNEL_BUFFER_LOCATIONS`), compiled once
-    per process for all shapes. If compilation is unavailable too this falls
-    back to :func:`smoe_scale_eager` for the rest of the process, with one
-    warning. All paths accumulate in float64 and agree within 1e-5 relative.
+    nothing but the ``[B, H, W]`` result. Everything else goes through a
+    ``torch.compile``-d kernel compiled once per process for all shapes: on
+    the CPU in bands of rows written into one preallocated result (see
+    :data:`KERNEL_BUFFER_LOCATIONS`), on a GPU in one call per layer
+    (:func:`smoe_dispatch`). If compilation fails on a device type (no
+    compiler, no Triton), that device type uses :func:`smoe_scale_eager`
+    from then on, with one warning; running out of memory is raised, never
+    turned into a fallback. All paths accumulate in float64 and agree within
+    1e-5 relative.
 
     Args / Returns: as :func:`smoe_scale_eager`.
     """
-    global _compiled_kernel, _compile_failed
+    global _compiled_kernel
     _check_activation(x)
-    if x.device.type == "cpu" and x.dtype == torch.float32 and (
-        x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
-    ):
-        kernel = native_kernel()
-        if kernel is not None:
-            return kernel(x)
-    if _compile_failed:
+    path = smoe_dispatch(x, native_available=x.device.type == "cpu" and native_kernel() is not None)
+    if path == "native":
+        return native_kernel()(x)
+    if path == "eager":
         return smoe_scale_eager(x)
     if _compiled_kernel is None:
         _compiled_kernel = torch.compile(_smoe_scale_kernel, dynamic=True, fullgraph=True)
-    batch, _, height, width = x.shape
-    rows = max(1, min(height, KERNEL_BUFFER_LOCATIONS // max(width, 1)))
     try:
+        if path == "compiled":
+            return _compiled_kernel(x)
+        batch, _, height, width = x.shape
+        rows = max(1, min(height, KERNEL_BUFFER_LOCATIONS // max(width, 1)))
         if rows >= height:
             return _compiled_kernel(x)
         out = torch.empty(batch, height, width, dtype=torch.float32, device=x.device)
         for top in range(0, height, rows):
             out[:, top : top + rows] = _compiled_kernel(x[:, :, top : top + rows])
         return out
-    except Exception as error:  # compiler missing or backend failure: degrade, do not crash
-        _compile_failed = True
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - compiler or backend missing on this device type: degrade, do not crash
+        _compile_failed.add(x.device.type)
         import warnings
 
-        warnings.warn(f"fused SMOE Scale unavailable ({type(error).__name__}); using the eager form", stacklevel=2)
+        warnings.warn(f"fused SMOE Scale unavailable on {x.device.type} ({type(error).__name__}); using the eager form",
+                      stacklevel=2)
         return smoe_scale_eager(x)
 
 

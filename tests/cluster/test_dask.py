@@ -79,6 +79,7 @@ def arrays(folder: Path) -> dict[str, np.ndarray]:
     found = {n: store[n][:] for n in names}
     with rasterio.open(folder / "lovi.tif") as lovi:
         found["lovi.tif"] = lovi.read()
+        found["lovi.tif mask"] = lovi.dataset_mask()
     return found
 
 

@@ -56,7 +56,7 @@ def test_rgba_style(tmp_path):
     write_qml_rgba(path)
     renderer = ET.parse(path).getroot().find("pipe/rasterrenderer")
     assert renderer.get("type") == "multibandcolor"
-    assert [renderer.get(k) for k in ("redBand", "greenBand", "blueBand", "alphaBand")] == ["1", "2", "3", "4"]
+    assert [renderer.get(k) for k in ("redBand", "greenBand", "blueBand", "alphaBand")] == ["1", "2", "3", "-1"]
     assert renderer.find("redContrastEnhancement/algorithm").text == "NoEnhancement"
 
 
