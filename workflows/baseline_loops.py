@@ -57,7 +57,7 @@ def tiles(shape: tuple[int, int], tile: int) -> list[tuple[int, int]]:
 
 
 def plain(args) -> None:
-    model = load_model(args.model, **_overrides(args))
+    model = load_model(args.model, device=args.device, **_overrides(args))
     with rasterio.open(args.scene) as dataset:
         shape = working_shape(dataset, args.gsd if not args.native else None)
         origins = tiles(shape, args.tile)
@@ -81,7 +81,7 @@ def plain(args) -> None:
 def gradcam(args) -> None:
     from pytorch_grad_cam import GradCAM
 
-    model = load_model(args.model, **_overrides(args))
+    model = load_model(args.model, device=args.device, **_overrides(args))
     network = model.network
     target = args.target or find_scale_layers(network, (1, 3, 224, 224))[-1]  # the last stage: layer4 for a ResNet
     cam = GradCAM(model=network, target_layers=[network.get_submodule(target)])
@@ -121,6 +121,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--halo", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     (plain if args.loop == "plain" else gradcam)(args)

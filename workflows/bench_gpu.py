@@ -1,90 +1,129 @@
-"""GPU benchmark: throughput and SMOE overhead on a CUDA device.
+"""Precision and speed of the saliency forward on the pipeline's own tiles, on a GPU.
 
-    python -m workflows.bench_gpu [--batch 32] [--size 224] [--rounds 20]
+    python -m workflows.bench_gpu [--device cuda] [--batch 16] [--rounds 10] [--json OUT.json]
 
-For ResNet-50 on the first GPU, in float32 and under bfloat16 / float16
-autocast (statistics always in float32): forward images per second, the
-extra time of the five SMOE maps (hooks with the fused kernel, and compiled
-into the graph), and the extra allocator memory per image
-(``torch.cuda.max_memory_allocated``). Exits with a clear message when no GPU
-is visible.
+Real tiles (a mosaic of the Manila scene at native resolution, cut with the
+pipeline's tile and halo) go through the shipped model's :class:`TileRunner`
+at each precision (float32, tf32, bf16, fp16 autocast; the statistics are
+float32 in every case): milliseconds per batch (the maps back on the CPU,
+medians over ``--rounds``), the bare forward for comparison, and for each
+scale the correlation of the maps with a CPU float32 reference (target >= 0.99)
+and the count of non-finite values (target 0). ``--device cpu`` runs the same
+on the CPU (what ``workflows/gpu_check.py --dry-run`` does in CI).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
+import tempfile
+import time
+from pathlib import Path
 
+import numpy as np
 import torch
-import torchvision
 
-from geosal.saliency import ScaleHooks
-from geosal.saliency.statistics import STATISTICS
-from geosal.saliency.traced import TracedSaliencyNetwork, trace_with_layers
-
-LAYERS = ["relu", "layer1", "layer2", "layer3", "layer4"]
+PROJECT = Path(__file__).resolve().parents[1]
+SOURCE = PROJECT.parent / "shared" / "data" / "scenes" / "manila_oam_10cm.tif"
+PRECISIONS = ("none", "tf32", "bf16", "fp16")
 
 
-def cuda_seconds(function, rounds: int) -> float:
-    """Median seconds per call, measured with CUDA events after a warm-up."""
-    for _ in range(3):
-        function()
-    torch.cuda.synchronize()
+def pipeline_tiles(size: int, tile: int, halo: int, count: int) -> np.ndarray:
+    """``count`` real tiles ``[count, tile + 2 halo, tile + 2 halo, 3]`` uint8, cut as pass 1 cuts them."""
+    from geosal.config import load_config
+    from geosal.pipeline import prepare_scene
+    from geosal.pipeline.pass1 import read_block_input
+    from workflows.mosaic import mosaic
+
+    with tempfile.TemporaryDirectory() as folder:
+        scene = mosaic(SOURCE, Path(folder) / "mosaic.tif", size)
+        config = load_config(overrides={"input": {"resample": "native"}, "tiling": {"tile": tile, "halo": halo}})
+        prepared = prepare_scene(scene, Path(folder) / "out", config)
+        plan, span, tiles = prepared.plan, tile + 2 * halo, []
+        for index in range(plan.n_blocks):
+            pixels = read_block_input(prepared.job, index).model_input
+            tiles += [pixels[r : r + span, c : c + span] for r, c in plan.tiles_in_block(index)]
+            if len(tiles) >= count:
+                break
+    return np.stack(tiles[:count])
+
+
+def _seconds(function, rounds: int, synchronize) -> float:
+    function()
+    synchronize()
     times = []
     for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        started = time.perf_counter()
         function()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / 1000)
-    return sorted(times)[len(times) // 2]
+        synchronize()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
-def peak_bytes(function) -> int:
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    before = torch.cuda.memory_allocated()
-    function()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - before
+def run(device: str, batch: int, rounds: int, size: int, tile: int, halo: int, precisions=PRECISIONS) -> dict:
+    """The measurements as a dict (see the module docstring)."""
+    from geosal.models import load_model
+    from geosal.pipeline.runner import RunnerKey, TileRunner
+    from geosal.saliency import find_scale_layers
+
+    tiles = pipeline_tiles(size, tile, halo, batch)
+    model = load_model()
+    spec = model.spec
+    layers = tuple(find_scale_layers(model.network, (1, 3, tiles.shape[1], tiles.shape[2])))
+    reference = TileRunner(RunnerKey(spec, layers, "smoe_scale", "none", "cpu", False)).raw_maps(tiles)
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    results = {"device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu", "batch": batch,
+               "tile": tiles.shape[1], "precisions": {}}
+    for precision in precisions:
+        runner = TileRunner(RunnerKey(spec, layers, "smoe_scale", precision, device, False))
+        maps = runner.raw_maps(tiles)
+        with_maps = _seconds(lambda runner=runner: runner.raw_maps(tiles), rounds, synchronize)
+
+        def bare(runner=runner, precision=precision):
+            with torch.no_grad(), runner._autocast(precision):
+                runner.model.network(runner.model.preprocess(tiles))
+
+        forward = _seconds(bare, rounds, synchronize)
+        results["precisions"][precision] = {
+            "ms_per_batch": 1000 * with_maps,
+            "bare_forward_ms_per_batch": 1000 * forward,
+            "tiles_per_second": batch / with_maps,
+            "correlation_to_cpu_float32": [float(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1])
+                                           for ours, theirs in zip(maps, reference)],
+            "non_finite": int(sum((~np.isfinite(m)).sum() for m in maps)),
+            "fp32_retries": runner.fp32_retries,
+        }
+    return results
+
+
+def print_table(results: dict) -> None:
+    print(f"{results['device']}: batch {results['batch']} tiles of {results['tile']} px, shipped ResNet-18")
+    print(f"{'precision':10s} {'ms/batch':>9s} {'bare fwd':>9s} {'tiles/s':>8s} {'min corr':>9s} {'non-finite':>10s}")
+    for name, row in results["precisions"].items():
+        print(f"{name:10s} {row['ms_per_batch']:9.1f} {row['bare_forward_ms_per_batch']:9.1f} {row['tiles_per_second']:8.1f} "
+              f"{min(row['correlation_to_cpu_float32']):9.4f} {row['non_finite']:10d}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--size", type=int, default=4096, help="mosaic side the tiles are cut from")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--halo", type=int, default=64)
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bench_gpu: no CUDA device visible; run this on a GPU machine", file=sys.stderr)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("bench_gpu: no CUDA device visible; run this on a GPU machine (or --device cpu)", file=sys.stderr)
         return 2
-    device = torch.device("cuda")
-    model = torchvision.models.resnet50().eval().to(device)
-    images = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    statistic = STATISTICS["smoe_scale"]
-    compiled_plain = torch.compile(trace_with_layers(model, []))
-    compiled_smoe = torch.compile(TracedSaliencyNetwork(model, LAYERS, statistic))
-    print(f"{torch.cuda.get_device_name()}, ResNet-50, batch {args.batch}, {args.size}x{args.size}")
-    print(f"{'precision':10s} {'forward img/s':>14s} {'SMOE hooks':>11s} {'SMOE compiled':>14s} {'extra bytes/img':>16s}")
-    for precision, dtype in (("float32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
-        def run(fn, dtype=dtype):
-            def call():
-                with torch.no_grad(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
-                    return fn()
-            return call
-
-        def hooked():
-            with ScaleHooks(model, LAYERS, statistic):
-                return model(images)
-
-        forward = cuda_seconds(run(lambda: model(images)), args.rounds)
-        with_hooks = cuda_seconds(run(hooked), args.rounds)
-        plain_c = cuda_seconds(run(lambda: compiled_plain(images)), args.rounds)
-        smoe_c = cuda_seconds(run(lambda: compiled_smoe(images)), args.rounds)
-        extra = (peak_bytes(run(hooked)) - peak_bytes(run(lambda: model(images)))) / args.batch
-        print(f"{precision:10s} {args.batch / forward:14.1f} {100 * (with_hooks / forward - 1):10.2f}% "
-              f"{100 * (smoe_c / plain_c - 1):13.2f}% {extra:16,.0f}")
+    results = run(args.device, args.batch, args.rounds, args.size, args.tile, args.halo, args.precisions)
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 

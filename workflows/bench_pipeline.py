@@ -34,9 +34,9 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def variants(scene: Path, out: Path, native: bool, tiny: Path | None) -> dict[str, list[str]]:
+def variants(scene: Path, out: Path, native: bool, tiny: Path | None, device: str = "cpu") -> dict[str, list[str]]:
     """The four commands compared, each a whole process as a user would start it."""
-    model = ["--model", str(tiny), "--model-factory", TINY_FACTORY] if tiny else []
+    model = (["--model", str(tiny), "--model-factory", TINY_FACTORY] if tiny else []) + ["--device", device]
     loop_grid = ["--native"] if native else ["--gsd", str(MODEL_GSD)]
     geosal_grid = ["--resample", "native"] if native else (["--gsd", str(MODEL_GSD), "--resample", "model"] if tiny else [])
     geosal = _python("-m", "geosal.cli", "run", str(scene), str(out / "geosal"), "--overwrite", *model, *geosal_grid)
@@ -70,7 +70,7 @@ def compare(args) -> None:
             save(tiny)
         for size, native in cases:
             scene = mosaic(SOURCE, folder / f"mosaic_{size}.tif", size)
-            commands = variants(scene, folder / "out", native, tiny)
+            commands = variants(scene, folder / "out", native, tiny, args.device)
             names = list(commands)
             times: dict[str, list[float]] = {name: [] for name in names}
             for repeat in range(args.repeats):

@@ -52,12 +52,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     compute.add_argument("--scheduler", metavar="ADDRESS",
                          help="use a running Dask scheduler (tcp://host:8786); 'in-process' runs without Dask; "
                               "default: start a local cluster")
+    compute.add_argument("--processes", action="store_true", default=None,
+                         help="the local cluster's workers as processes (default: threads of this process, which start at once)")
     compute.add_argument("--workers", type=int, help="workers of the local cluster")
     compute.add_argument("--threads-per-worker", type=int, help="threads per local worker (torch uses them in a forward pass)")
     compute.add_argument("--memory-limit", help="memory limit per local worker, e.g. 4GiB (default auto)")
     compute.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: cuda when available)")
     compute.add_argument("--gpu", action="store_true", default=None,
                          help="run the network on the GPU: pass-1 tasks ask for the GPU worker resource (implies --device cuda)")
+    compute.add_argument("--gpu-slots", type=int, help="pass-1 tasks sharing the GPU of a local cluster's worker (default 2)")
     compute.add_argument("--autocast", choices=["none", "tf32", "bf16", "fp16"],
                          help="precision of the forward on a GPU (statistics stay float32)")
     compute.add_argument("--compile", action="store_true", default=None,
@@ -107,9 +110,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "tiling": {"tile": args.tile, "halo": args.halo, "block_tiles": args.block_tiles, "batch_size": args.batch_size},
         "input": {"bands": _split(args.bands), "resample": args.resample,
                   "allow_missing_georeference": args.allow_missing_georeference},
-        "compute": {"scheduler": args.scheduler, "workers": args.workers, "threads_per_worker": args.threads_per_worker,
-                    "memory_limit": args.memory_limit, "device": args.device, "gpu": args.gpu, "autocast": args.autocast,
-                    "compile": args.compile},
+        "compute": {"scheduler": args.scheduler, "processes": args.processes, "workers": args.workers,
+                    "threads_per_worker": args.threads_per_worker, "memory_limit": args.memory_limit, "device": args.device,
+                    "gpu": args.gpu, "gpu_slots": args.gpu_slots, "autocast": args.autocast, "compile": args.compile},
         "archive": {"asset": getattr(args, "asset", None), "max_scenes_in_flight": getattr(args, "max_scenes_in_flight", None)},
     }
     return load_config(args.config, overrides)

@@ -28,10 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def command(args: argparse.Namespace) -> int:
     """Plan the scene (every check before any cluster starts), run it, print where the outputs are."""
-    from geosal.cluster import open_executor
+    from geosal.cluster import check_device, open_executor
     from geosal.pipeline import execute_scene, prepare_scene
 
     config = config_from_args(args)
+    check_device(config.compute)
     started = time.perf_counter()
     prepared = prepare_scene(args.scene, args.out, config, overwrite=args.overwrite, resume=args.resume)
     if prepared.complete:

@@ -44,8 +44,10 @@ def command(args: argparse.Namespace) -> int:
     """Run ``geosal submit``; returns the exit status (0 all done, 1 some scenes failed)."""
     from geosal.archive.report import human_bytes
     from geosal.archive.submit import submit_archive
+    from geosal.cluster import check_device
 
     config = config_from_args(args)
+    check_device(config.compute)
     result = submit_archive(args.archive, args.out, config, overwrite=args.overwrite, resume=args.resume,
                             progress=True, quiet=False)
     totals = result.totals()

@@ -19,12 +19,15 @@ if TYPE_CHECKING:
     from geosal.cluster.connect import cluster_client, default_layout
     from geosal.cluster.errors import ClusterError
     from geosal.cluster.executor import DaskExecutor
-    from geosal.cluster.factory import open_executor
+    from geosal.cluster.factory import check_device, open_executor
     from geosal.cluster.plugin import ModelPlugin, model_constructions
 
-__all__ = ["ClusterError", "DaskExecutor", "ModelPlugin", "cluster_client", "default_layout", "model_constructions", "open_executor"]
+__all__ = [
+    "ClusterError", "DaskExecutor", "ModelPlugin", "check_device", "cluster_client", "default_layout", "model_constructions",
+    "open_executor",
+]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "ClusterError": "errors", "DaskExecutor": "executor", "ModelPlugin": "plugin", "cluster_client": "connect",
-    "default_layout": "connect", "model_constructions": "plugin", "open_executor": "factory",
+    "default_layout": "connect", "model_constructions": "plugin", "open_executor": "factory", "check_device": "factory",
 })

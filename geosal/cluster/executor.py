@@ -24,6 +24,12 @@ from geosal.pipeline.job import SceneJob
 from geosal.pipeline.runner import RunnerKey
 
 
+def task_resources(gpu: bool, model: RunnerKey | None) -> dict[str, int] | None:
+    """The worker resources a task asks for: one ``GPU`` slot for a task that runs the model on a GPU cluster;
+    nothing for the others (pass 2, overviews), which then run on any worker, CPU workers included."""
+    return {"GPU": 1} if gpu and model is not None else None
+
+
 def plugin_name(key: RunnerKey) -> str:
     """The name the model plugin for ``key`` is registered under (stable across processes)."""
     return "geosal-model-" + hashlib.sha1(repr(key).encode()).hexdigest()[:12]
@@ -66,10 +72,8 @@ class DaskExecutor:
             call, head = call_with_runner, (plugin, model, function)
         else:
             call, head = function, ()
-        resources = {"GPU": 1} if self.gpu and model is not None else None
+        resources = task_resources(self.gpu, model)
         prefix = f"geosal-{stage}-{job.name}"
-        job_future = self.client.scatter(job, broadcast=True, hash=False)
-        extra = [self.client.scatter(a, broadcast=True, hash=False) for a in args]
         pending = list(indices)
         index_of = {}
         running = as_completed()
@@ -77,7 +81,7 @@ class DaskExecutor:
         def submit(index: int) -> None:
             with dask.annotate(geosal_scene=job.name, geosal_pass=stage, geosal_tiles=len(job.plan.tiles_in_block(index))):
                 future = self.client.submit(
-                    call, *head, job_future, index, *extra, key=(prefix, index), resources=resources, pure=False, retries=2
+                    call, *head, job, index, *args, key=(prefix, index), resources=resources, pure=False, retries=2
                 )
             index_of[future.key] = index
             running.add(future)

@@ -10,6 +10,17 @@ from geosal.pipeline.executor import Executor, InProcessExecutor
 from geosal.pipeline.runner import resolve_device
 
 
+def check_device(compute: ComputeConfig) -> None:
+    """Fail now, in one line, when the work runs on this machine (in-process or a local cluster) and its device
+    cannot be used here; a remote cluster's workers check their own devices.
+
+    Raises:
+        DeviceError: the requested device cannot be used here.
+    """
+    if not compute.scheduler or compute.scheduler == "in-process":
+        resolve_device(compute.device)
+
+
 @contextlib.contextmanager
 def open_executor(compute: ComputeConfig, quiet: bool = False) -> Iterator[Executor]:
     """In-process (``compute.scheduler == "in-process"``), or Dask: a local cluster
@@ -22,8 +33,7 @@ def open_executor(compute: ComputeConfig, quiet: bool = False) -> Iterator[Execu
         DeviceError: the requested device cannot be used here.
         ClusterError: the scheduler cannot be reached or the local cluster not started.
     """
-    if not compute.scheduler or compute.scheduler == "in-process":
-        resolve_device(compute.device)
+    check_device(compute)
     if compute.scheduler == "in-process":
         yield InProcessExecutor()
         return

@@ -22,6 +22,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geosal.cli import main
 from geosal.models import ModelSpec, save_checkpoint
+from tests.outputs import read_unit_layer
 from tests.paths import SCENES
 
 GOOD_SCENES = sorted(p.name for p in SCENES.glob("*.tif"))
@@ -88,9 +89,7 @@ def read_summary(out: Path) -> dict:
 
 def combined(folder: Path) -> np.ndarray:
     """The combined map of a scene output folder (``combined.tif`` band 1)."""
-    with rasterio.open(folder / "combined.tif") as dataset:
-        codes = dataset.read(1, masked=True).astype(np.float32)
-        return (codes * dataset.scales[0] + dataset.offsets[0]).filled(np.nan)
+    return read_unit_layer(folder / "combined.tif")
 
 
 @dataclass

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 
 from geosal.config import load_config
 from geosal.pipeline import run_scene
+from tests.outputs import read_unit_layer
 from tests.paths import SCENES
 
 pytestmark = pytest.mark.skipif(not SCENES.is_dir(), reason="the shared test scenes are not beside the project")
@@ -24,8 +24,7 @@ def run(scene: str, out, model: dict, **input_options):
     })
     folder = run_scene(SCENES / scene, out, config, progress=False).output
     item = json.loads((folder / "item.json").read_text())["properties"]
-    with rasterio.open(folder / "combined.tif") as dataset:
-        combined = dataset.read(1)
+    combined = read_unit_layer(folder / "combined.tif")
     finite = combined[np.isfinite(combined)]
     assert finite.size > 0.5 * combined.size and finite.min() >= 0 and finite.max() <= 1 and finite.std() > 0
     return item

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rasterio
 
 from geosal.config import load_config
 from geosal.pipeline import InProcessExecutor, execute_scene, prepare_scene, run_block, run_scene, runner_key
+from tests.outputs import read_unit_layer
 from tests.paths import SCENES
 
 SCENE = SCENES / "manila_oam_10cm.tif"
 
 
 def combined(folder) -> np.ndarray:
-    with rasterio.open(folder / "combined.tif") as dataset:
-        codes = dataset.read(1, masked=True).astype(np.float32)
-        return (codes * dataset.scales[0] + dataset.offsets[0]).filled(np.nan)
+    return read_unit_layer(folder / "combined.tif")
 
 
 def config(tile: int, halo: int = 64, **compute):
