@@ -99,6 +99,11 @@ class InputConfig(_Section):
     ``resample``: ``auto`` resamples to the model's ground sample distance
     when the scene is within a factor of ``max_resample_factor`` of it,
     ``model`` always does, ``native`` never does.
+    ``max_pixels``: the largest working grid (pixels, after resampling) a run
+    accepts; a scene that declares more is refused before anything starts.
+    ``skip_bad_blocks``: a source block that cannot be read (truncated or
+    corrupt) is written as nodata, and listed in the STAC Item and the archive
+    summary, instead of failing the run.
     """
 
     bands: list[int] | None = None
@@ -107,6 +112,8 @@ class InputConfig(_Section):
     low_percentile: float = Field(default=2.0, ge=0, lt=50)
     high_percentile: float = Field(default=98.0, gt=50, le=100)
     allow_missing_georeference: bool = False
+    max_pixels: int = Field(default=10**11, gt=0)
+    skip_bad_blocks: bool = False
 
     @field_validator("bands")
     @classmethod
@@ -129,7 +136,11 @@ class ComputeConfig(_Section):
     CPU once compiled). ``autocast``: the precision of the forward on a GPU:
     ``none`` (float32, TF32 off), ``tf32`` (TensorFloat-32 convolutions),
     ``bf16`` or ``fp16`` autocast; the statistics are float32 in every case. ``gdal_cache_mb``: GDAL's block cache per process, in
-    MiB (GDAL's default, 5 % of RAM, would grow with the scene)."""
+    MiB (GDAL's default, 5 % of RAM, would grow with the scene). ``worker_wait_s``: when no worker that can
+    run the tasks is left, how long a run waits for one to join before it fails (its partial output is kept
+    for ``--resume``). ``max_task_memory_gib``: the largest memory one task may need by the plan's estimate
+    (tile, halo, block and batch sizes against the network's activations); a larger configuration is refused
+    before anything starts."""
 
     scheduler: str | None = None
     processes: bool = False
@@ -142,6 +153,8 @@ class ComputeConfig(_Section):
     autocast: Literal["none", "tf32", "bf16", "fp16"] = "none"
     compile: bool = False
     gdal_cache_mb: int = Field(default=256, gt=0)
+    worker_wait_s: float = Field(default=300.0, ge=0)
+    max_task_memory_gib: float = Field(default=32.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -9,16 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 from geosal.archive.sources import ArchiveScene
-from geosal.cluster.errors import ClusterError
-from geosal.config import ConfigError
-from geosal.models.errors import ModelLoadError
-from geosal.pipeline.plan import PlanError
-from geosal.pipeline.scene import OutputError, SceneResult
-from geosal.raster.errors import RasterInputError
+from geosal.errors import GeosalError
+from geosal.pipeline.scene import SceneResult
 
 Status = Literal["ok", "failed", "skipped"]
 
-_EXPECTED = (ConfigError, RasterInputError, ModelLoadError, PlanError, OutputError, ClusterError, FileNotFoundError)
+_EXPECTED = (GeosalError, FileNotFoundError)
 
 
 def describe_error(error: BaseException) -> str:
@@ -61,7 +57,9 @@ class SceneOutcome:
         seconds: wall seconds per stage: ``plan``, ``pass1``, ``pass2``,
             ``export`` and ``total`` (plan + execution, waiting excluded).
         output_bytes: size of the scene's output folder in bytes.
-        notes: decisions worth telling the user (resampling, bands...).
+        notes: decisions worth telling the user (resampling, bands, unreadable source blocks...).
+        bad_blocks: the unreadable source blocks written as nodata (``--skip-bad-blocks``): ``row``, ``col``
+            (the source's internal block) and ``x``, ``y``, ``width``, ``height`` (its source pixels).
     """
 
     name: str
@@ -76,6 +74,7 @@ class SceneOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     output_bytes: int = 0
     notes: tuple[str, ...] = ()
+    bad_blocks: tuple[dict[str, int], ...] = ()
 
     @property
     def tiles_per_second(self) -> float:
@@ -96,7 +95,7 @@ class SceneOutcome:
         seconds["total"] = plan_seconds + run_seconds
         return cls(scene.name, scene.source, "ok", tiles=result.tiles, tiles_computed=result.tiles_computed,
                    blocks=result.blocks, blocks_skipped=result.blocks_skipped, seconds=seconds,
-                   output_bytes=folder_bytes(result.output), notes=tuple(result.notes))
+                   output_bytes=folder_bytes(result.output), notes=tuple(result.notes), bad_blocks=tuple(result.bad_blocks))
 
     @classmethod
     def already_complete(cls, scene: ArchiveScene, folder: Path) -> SceneOutcome:
@@ -113,12 +112,14 @@ class SceneOutcome:
         if self.status == "skipped":
             return f"skipped  {self.name}: complete from an earlier run"
         resumed = f", {self.blocks_skipped} of {self.blocks} blocks done before" if self.blocks_skipped else ""
+        bad = f"; {len(self.bad_blocks)} unreadable source block(s) written as nodata" if self.bad_blocks else ""
         return (f"ok       {self.name}: {self.tiles_computed} tiles in {self.seconds.get('total', 0.0):.1f} s "
-                f"({self.tiles_per_second:.2f} tiles/s in pass 1{resumed})")
+                f"({self.tiles_per_second:.2f} tiles/s in pass 1{resumed}){bad}")
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable record, ``tiles_per_second`` included."""
-        return asdict(self) | {"notes": list(self.notes), "tiles_per_second": self.tiles_per_second}
+        return asdict(self) | {"notes": list(self.notes), "bad_blocks": list(self.bad_blocks),
+                               "tiles_per_second": self.tiles_per_second}
 
 
 def completed_counts(folder: Path) -> tuple[int, int]:

@@ -12,6 +12,14 @@
    and the memory it holds, is bounded by scenes x tasks in flight. The
    in-process executor runs one scene at a time;
 4. write ``catalog.json``, ``summary.json`` and ``report.html`` in ``OUT/``.
+
+The whole submit holds ``OUT/.lock`` (a second ``geosal submit`` into the
+same folder refuses in one line), and each planned scene its own output lock
+until it ends (:mod:`geosal.pipeline.lock`), so a ``geosal run`` into one of
+its scenes refuses too. A lost cluster (the scheduler gone, or no worker for
+``compute.worker_wait_s``) stops the archive: the scenes not started are
+recorded as failed, the summary and report are written, and the error is
+raised; ``--resume`` continues.
 """
 
 from __future__ import annotations
@@ -28,9 +36,13 @@ from geosal.archive.outcome import ArchiveResult, SceneOutcome, folder_bytes
 from geosal.archive.report import write_report
 from geosal.archive.sources import ArchiveScene, discover_scenes
 from geosal.archive.summary import write_summary
+from geosal.cluster.errors import ClusterLostError
 from geosal.config import RunConfig
+from geosal.pipeline.errors import OutputError
 from geosal.pipeline.executor import Executor, InProcessExecutor
-from geosal.pipeline.scene import OutputError, PreparedScene, execute_scene, prepare_scene
+from geosal.pipeline.lock import OutputLock
+from geosal.pipeline.pause import pause_point
+from geosal.pipeline.scene import PreparedScene, execute_scene, prepare_scene
 
 Ready = tuple[ArchiveScene, PreparedScene, float]
 """A planned scene: the scene, its prepared output, and its planning time in seconds."""
@@ -75,11 +87,20 @@ def plan_archive(
     return ready, settled
 
 
-def _execute_one(scene: ArchiveScene, prepared: PreparedScene, plan_seconds: float, executor: Executor) -> SceneOutcome:
+def _execute_one(scene: ArchiveScene, prepared: PreparedScene, plan_seconds: float, executor: Executor,
+                 lost: list[ClusterLostError], first: bool = True) -> SceneOutcome:
+    """Execute one planned scene and record how it went; a lost cluster is also appended to ``lost``."""
+    if not first:
+        pause_point("next-scene")
+    if lost:
+        prepared.release()
+        return SceneOutcome.failed(scene, f"not started: {lost[0]}", "run", {"plan": plan_seconds})
     started = time.perf_counter()
     try:
         result = execute_scene(prepared, executor, progress=False)
     except Exception as error:  # noqa: BLE001 - recorded; the partial output stays for --resume
+        if isinstance(error, ClusterLostError):
+            lost.append(error)
         return SceneOutcome.failed(scene, error, "run", {"plan": plan_seconds, "total": plan_seconds + time.perf_counter() - started})
     return SceneOutcome.completed(scene, result, plan_seconds, time.perf_counter() - started)
 
@@ -89,6 +110,7 @@ def execute_scenes(
     executor: Executor,
     max_scenes_in_flight: int = 2,
     on_done: Callable[[SceneOutcome], None] | None = None,
+    lost: list[ClusterLostError] | None = None,
 ) -> list[SceneOutcome]:
     """Execute planned scenes, ``max_scenes_in_flight`` at a time, on one shared executor.
 
@@ -96,29 +118,34 @@ def execute_scenes(
     ``executor`` (a :class:`~geosal.cluster.DaskExecutor`'s client is
     thread-safe). An :class:`~geosal.pipeline.InProcessExecutor` runs one scene
     at a time whatever ``max_scenes_in_flight`` says. A scene that fails is
-    recorded, never raised.
+    recorded, never raised; after a lost cluster the scenes not started yet
+    are recorded as failed without running.
 
     Args:
         ready: planned scenes from :func:`plan_archive`.
         on_done: called in the calling thread with each outcome as it finishes.
+        lost: receives the :class:`~geosal.cluster.ClusterLostError` that stopped the archive, if any.
 
     Returns:
         The outcomes in completion order.
     """
     on_done = on_done or (lambda outcome: None)
+    lost = [] if lost is None else lost
     outcomes: list[SceneOutcome] = []
     if isinstance(executor, InProcessExecutor) or max_scenes_in_flight <= 1 or len(ready) <= 1:
-        for entry in ready:
-            outcomes.append(_execute_one(*entry, executor))
+        for number, entry in enumerate(ready):
+            outcomes.append(_execute_one(*entry, executor, lost, first=number == 0))
             on_done(outcomes[-1])
         return outcomes
     pool = ThreadPoolExecutor(max_workers=max_scenes_in_flight, thread_name_prefix="geosal-scene")
     try:
         pending = list(ready)
         running: set[Future] = set()
+        started = 0
         while pending or running:
             while pending and len(running) < max_scenes_in_flight:
-                running.add(pool.submit(_execute_one, *pending.pop(0), executor))
+                running.add(pool.submit(_execute_one, *pending.pop(0), executor, lost, first=started == 0))
+                started += 1
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 outcomes.append(future.result())
@@ -161,7 +188,9 @@ def submit_archive(
 
     Raises:
         ArchiveError, ModelLoadError, OutputError, ClusterError: the archive,
-            the model, the output folder or the cluster cannot be used at all.
+            the model, the output folder or the cluster cannot be used at all;
+            LockHeldError (an ``OutputError``): another ``geosal submit`` writes to ``out``;
+            ClusterLostError: the cluster was lost (after the summary and report are written).
     """
     from geosal.models import resolve_spec
 
@@ -173,10 +202,42 @@ def submit_archive(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create {out}: {error.strerror or error}") from None
+    with OutputLock.acquire(out / ".lock", f"the archive output {out}") as lock:
+        if lock.taken_over and progress:
+            print(f"note: {lock.taken_over}")
+        ready, settled = plan_archive(scenes, out, config, overwrite, resume, progress)
+        planned = time.perf_counter()
+        try:
+            finished, lost = _execute_with_progress(scenes, ready, settled, config, executor, progress, quiet)
+        finally:
+            for _, prepared, _ in ready:  # executed scenes released theirs already; this covers an interruption
+                prepared.release()
+        settled.update((o.name, o) for o in finished)
+        ran = time.perf_counter()
 
-    ready, settled = plan_archive(scenes, out, config, overwrite, resume, progress)
-    planned = time.perf_counter()
+        result = ArchiveResult(out, [settled[s.name] for s in scenes],
+                               {"plan": planned - started, "run": ran - planned, "total": ran - started})
+        write_catalog(out, [o.name for o in result.outcomes])  # every complete scene folder, even one this run refused
+        for outcome in result.outcomes:  # the catalog adds root/parent links to each item.json
+            if outcome.status != "failed":
+                outcome.output_bytes = folder_bytes(out / outcome.name)
+        write_summary(out / "summary.json", result, archive=str(archive))
+        write_report(out / "report.html", result, archive=str(archive))
+    if lost:
+        raise lost[0]
+    return result
+
+
+def _execute_with_progress(
+    scenes: list[ArchiveScene], ready: list[Ready], settled: dict[str, SceneOutcome], config: RunConfig,
+    executor: Executor | None, progress: bool, quiet: bool,
+) -> tuple[list[SceneOutcome], list[ClusterLostError]]:
+    """Execute the ready scenes (on ``executor``, or one opened from ``config.compute`` if there is work) under a
+    progress bar of every scene; returns the outcomes and the lost-cluster error that stopped the archive, if any."""
+    started = time.perf_counter()
     computed, failed = 0, sum(o.status == "failed" for o in settled.values())
+    finished: list[SceneOutcome] = []
+    lost: list[ClusterLostError] = []
     with tqdm(total=len(scenes), initial=len(settled), desc="scenes", unit="scene", disable=not progress) as bar:
         for outcome in settled.values() if progress else ():
             bar.write(outcome.line())
@@ -185,7 +246,7 @@ def submit_archive(
             nonlocal computed, failed
             computed += outcome.tiles_computed
             failed += outcome.status == "failed"
-            rate = computed / max(time.perf_counter() - planned, 1e-9)
+            rate = computed / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix({"tiles/s": f"{rate:.2f}", "failed": failed}, refresh=False)
             bar.update(1)
             if progress:
@@ -194,21 +255,10 @@ def submit_archive(
         if ready:
             in_flight = config.archive.max_scenes_in_flight
             if executor is not None:
-                finished = execute_scenes(ready, executor, in_flight, done)
+                finished = execute_scenes(ready, executor, in_flight, done, lost)
             else:
                 from geosal.cluster import open_executor
 
                 with open_executor(config.compute, quiet=quiet) as own:
-                    finished = execute_scenes(ready, own, in_flight, done)
-            settled.update((o.name, o) for o in finished)
-    ran = time.perf_counter()
-
-    result = ArchiveResult(out, [settled[s.name] for s in scenes],
-                           {"plan": planned - started, "run": ran - planned, "total": ran - started})
-    write_catalog(out, [o.name for o in result.outcomes])  # every complete scene folder, even one this run refused
-    for outcome in result.outcomes:  # the catalog adds root/parent links to each item.json
-        if outcome.status != "failed":
-            outcome.output_bytes = folder_bytes(out / outcome.name)
-    write_summary(out / "summary.json", result, archive=str(archive))
-    write_report(out / "report.html", result, archive=str(archive))
-    return result
+                    finished = execute_scenes(ready, own, in_flight, done, lost)
+    return finished, lost

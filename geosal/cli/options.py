@@ -8,6 +8,7 @@ validation (types, ranges, names) is the configuration's own
 from __future__ import annotations
 
 import argparse
+import math
 
 import yaml
 
@@ -48,6 +49,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="resample to the model's ground sample distance: auto (when within 8x), model (always), native (never)")
     source.add_argument("--allow-missing-georeference", action="store_true", default=None,
                         help="accept rasters without a geotransform or CRS (outputs then have pixel coordinates)")
+    source.add_argument("--skip-bad-blocks", action="store_true", default=None,
+                        help="write source blocks that cannot be read (truncated or corrupt) as nodata, listed in item.json, "
+                             "instead of failing")
+    source.add_argument("--max-pixels", type=float, metavar="N",
+                        help="largest working grid accepted, in pixels after resampling (default 1e11)")
     compute = parser.add_argument_group("compute")
     compute.add_argument("--scheduler", metavar="ADDRESS",
                          help="use a running Dask scheduler (tcp://host:8786); 'in-process' runs without Dask; "
@@ -65,6 +71,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                          help="precision of the forward on a GPU (statistics stay float32)")
     compute.add_argument("--compile", action="store_true", default=None,
                          help="torch.compile the network with the statistics inside (faster after a one-off compilation)")
+    compute.add_argument("--worker-wait", type=float, metavar="SECONDS",
+                         help="when no Dask worker is left, wait this long for one to join before failing (default 300)")
+    compute.add_argument("--max-task-memory", type=float, metavar="GIB",
+                         help="refuse tiling sizes whose pass-1 task would need more memory than this, in GiB (default 32)")
 
 
 def _split(value: str | None, cast=str) -> list | None:
@@ -78,6 +88,11 @@ def _weights(value: str | None) -> str | list[float] | None:
         return _split(value, float)
     except ValueError:
         return value  # the configuration names the bad value
+
+
+def _whole(value: float | None) -> int | float | None:
+    """``1e11`` as the integer it means (a fraction stays a float, which the configuration then refuses)."""
+    return int(value) if value is not None and math.isfinite(value) and value == int(value) else value
 
 
 def _options(values: list[str] | None) -> dict | None:
@@ -109,10 +124,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      "fast_cam_class": args.fast_cam_class},
         "tiling": {"tile": args.tile, "halo": args.halo, "block_tiles": args.block_tiles, "batch_size": args.batch_size},
         "input": {"bands": _split(args.bands), "resample": args.resample,
-                  "allow_missing_georeference": args.allow_missing_georeference},
+                  "allow_missing_georeference": args.allow_missing_georeference, "skip_bad_blocks": args.skip_bad_blocks,
+                  "max_pixels": _whole(args.max_pixels)},
         "compute": {"scheduler": args.scheduler, "processes": args.processes, "workers": args.workers,
                     "threads_per_worker": args.threads_per_worker, "memory_limit": args.memory_limit, "device": args.device,
-                    "gpu": args.gpu, "gpu_slots": args.gpu_slots, "autocast": args.autocast, "compile": args.compile},
+                    "gpu": args.gpu, "gpu_slots": args.gpu_slots, "autocast": args.autocast, "compile": args.compile,
+                    "worker_wait_s": args.worker_wait, "max_task_memory_gib": args.max_task_memory},
         "archive": {"asset": getattr(args, "asset", None), "max_scenes_in_flight": getattr(args, "max_scenes_in_flight", None)},
     }
     return load_config(args.config, overrides)

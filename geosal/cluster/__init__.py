@@ -17,17 +17,18 @@ from geosal._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from geosal.cluster.connect import cluster_client, default_layout
-    from geosal.cluster.errors import ClusterError
+    from geosal.cluster.errors import ClusterError, ClusterLostError
     from geosal.cluster.executor import DaskExecutor
     from geosal.cluster.factory import check_device, open_executor
     from geosal.cluster.plugin import ModelPlugin, model_constructions
 
 __all__ = [
-    "ClusterError", "DaskExecutor", "ModelPlugin", "check_device", "cluster_client", "default_layout", "model_constructions",
-    "open_executor",
+    "ClusterError", "ClusterLostError", "DaskExecutor", "ModelPlugin", "check_device", "cluster_client", "default_layout",
+    "model_constructions", "open_executor",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "ClusterError": "errors", "DaskExecutor": "executor", "ModelPlugin": "plugin", "cluster_client": "connect",
-    "default_layout": "connect", "model_constructions": "plugin", "open_executor": "factory", "check_device": "factory",
+    "ClusterError": "errors", "ClusterLostError": "errors", "DaskExecutor": "executor", "ModelPlugin": "plugin",
+    "cluster_client": "connect", "default_layout": "connect", "model_constructions": "plugin", "open_executor": "factory",
+    "check_device": "factory",
 })

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
@@ -43,7 +44,7 @@ def cluster_client(config: ComputeConfig, quiet: bool = False) -> Iterator[Clien
                 print(f"geosal: using the Dask cluster at {config.scheduler}, dashboard {client.dashboard_link}")
             yield client
         finally:
-            client.close()
+            close_client(client)
         return
     workers, threads = default_layout(processes=config.processes)
     try:
@@ -63,5 +64,13 @@ def cluster_client(config: ComputeConfig, quiet: bool = False) -> Iterator[Clien
             print(f"geosal: local Dask cluster with {len(cluster.workers)} worker(s), dashboard {client.dashboard_link}")
         yield client
     finally:
-        client.close()
+        close_client(client)
         cluster.close()
+
+
+def close_client(client: Client) -> None:
+    """Close ``client``; after the scheduler was lost, without the reconnection tracebacks Dask would log
+    (the run has already said what happened in one line)."""
+    if client.status != "running":
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    client.close(timeout=10)

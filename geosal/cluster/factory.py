@@ -41,4 +41,4 @@ def open_executor(compute: ComputeConfig, quiet: bool = False) -> Iterator[Execu
     from geosal.cluster.executor import DaskExecutor
 
     with cluster_client(compute, quiet=quiet) as client:
-        yield DaskExecutor(client, gpu=compute.uses_gpu)
+        yield DaskExecutor(client, gpu=compute.uses_gpu, worker_wait_s=compute.worker_wait_s)

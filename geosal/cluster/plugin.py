@@ -9,13 +9,22 @@ machines need no access to the client's files or caches. On each worker's
 torch's thread count to the worker's thread count; a worker without the GPU a
 CUDA runner needs builds nothing (in a mixed cluster, pass-1 tasks ask for the
 ``GPU`` resource and go to the GPU workers only).
+
+The plugin is *idempotent*: the scheduler keeps it and gives it to every worker
+that joins later, and registering it again (a retry after a worker died during
+the registration) changes nothing on the workers that have it. ``setup`` never
+raises: a worker that cannot build the model keeps the reason, and the tasks
+sent to it fail with that one line (never a worker traceback).
+
 Pass-1 tasks are submitted as :func:`call_with_runner`, which finds the plugin
-on the worker and hands its runner to the block function: one construction per
-worker per model.
+on the worker (waiting for it when the task arrived before the registration
+reached this worker) and hands its runner to the block function: one
+construction per worker per model.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +32,14 @@ import torch
 from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from geosal.pipeline.runner import RunnerCache, RunnerKey
+from geosal.cluster.errors import ClusterError
+from geosal.errors import GeosalError
+from geosal.pipeline.failures import call_task
+from geosal.pipeline.pause import pause_point
+from geosal.pipeline.runner import RunnerCache, RunnerKey, TileRunner
+
+PLUGIN_WAIT_S = 120.0
+"""How long a task waits on a worker for the model plugin to arrive and finish its setup."""
 
 
 class ModelPlugin(WorkerPlugin):
@@ -34,23 +50,59 @@ class ModelPlugin(WorkerPlugin):
         weights: the weight file's bytes as the client read them (None: random weights, or read the file).
     """
 
+    idempotent = True
+
     def __init__(self, key: RunnerKey, weights: bytes | None = None):
         self.key = key
         self.weights = weights
-        self.runners: RunnerCache | None = None  # made on the worker: the client's copy is only pickled
+        self.runners: RunnerCache | None = None  # made on the worker, at the end of setup: the client's copy is only pickled
+        self.error: GeosalError | None = None
 
     def setup(self, worker) -> None:
-        self.runners = RunnerCache({self.key: self.weights} if self.weights is not None else None)
+        pause_point("plugin-setup")
+        runners = RunnerCache({self.key: self.weights} if self.weights is not None else None)
         threads = getattr(worker.state, "nthreads", None) or getattr(worker, "nthreads", None)
         if threads:
             torch.set_num_threads(int(threads))
-        if not self.key.device.startswith("cuda") or torch.cuda.is_available():
-            self.runners.get(self.key)
+        try:
+            if not self.key.device.startswith("cuda") or torch.cuda.is_available():
+                runners.get(self.key)
+        except GeosalError as error:
+            self.error = ClusterError(f"worker {worker.address} cannot build the model: {error}")
+        except Exception as error:  # noqa: BLE001 - reported by the tasks in one line instead of a worker traceback
+            first = (str(error).strip().splitlines() or [""])[0]
+            self.error = ClusterError(f"worker {worker.address} cannot build the model: {type(error).__name__}: {first}")
+        self.runners = runners
+
+    def runner(self) -> TileRunner:
+        """The worker's runner for the plugin's key (built now if setup did not), or the setup's error raised."""
+        if self.error is not None:
+            raise self.error
+        assert self.runners is not None
+        return self.runners.get(self.key)
 
 
-def call_with_runner(plugin: str, key: RunnerKey, function: Callable[..., Any], *args: Any) -> Any:
-    """On a worker: ``function(*args, runner=...)`` with the runner of the plugin named ``plugin``."""
-    return function(*args, runner=get_worker().plugins[plugin].runners.get(key))
+def worker_plugin(name: str, wait_s: float = PLUGIN_WAIT_S) -> ModelPlugin:
+    """On a worker: the model plugin registered as ``name``, once its setup is done (waiting at most ``wait_s``).
+
+    Raises:
+        ClusterError: the plugin did not arrive in time.
+    """
+    worker = get_worker()
+    deadline = time.monotonic() + wait_s
+    while True:
+        plugin = worker.plugins.get(name)
+        if isinstance(plugin, ModelPlugin) and plugin.runners is not None:
+            return plugin
+        if time.monotonic() > deadline:
+            raise ClusterError(f"the model did not reach worker {worker.address} within {wait_s:g} s (plugin {name})")
+        time.sleep(0.05)
+
+
+def call_with_runner(stage: str, plugin: str, key: RunnerKey, function: Callable[..., Any], *args: Any) -> Any:
+    """On a worker: ``function(*args, runner=...)`` with the runner of the plugin named ``plugin``, through
+    :func:`~geosal.pipeline.failures.call_task` (a user-caused error comes back as a value)."""
+    return call_task(stage, lambda: function(*args, runner=worker_plugin(plugin).runner()))
 
 
 def model_constructions(dask_worker) -> int:

@@ -5,7 +5,9 @@ with ``model=key`` and is then called with the process's runner for that key as
 ``runner=``. The executor owns the runners (the in-process executor a
 :class:`~geosal.pipeline.runner.RunnerCache`, the Dask executor a worker plugin
 per model, :mod:`geosal.cluster`), so block functions stay pure functions of
-their arguments.
+their arguments. Every task runs through :func:`~geosal.pipeline.failures.call_task`,
+so a user-caused error inside a task (an unreadable source block, a full disk)
+reaches the caller as that one-line error, in-process and on Dask alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
+from geosal.pipeline.failures import call_task, unwrap
 from geosal.pipeline.job import SceneJob
 from geosal.pipeline.runner import RunnerCache, RunnerKey
 
@@ -49,7 +52,7 @@ class InProcessExecutor:
         extra = {} if model is None else {"runner": self.runners.get(model)}
         if self.threads == 1:
             for index in indices:
-                yield index, function(job, index, *args, **extra)
+                yield index, unwrap(call_task(stage, function, job, index, *args, **extra))
             return
         pending = list(indices)[::-1]
         with ThreadPoolExecutor(self.threads, thread_name_prefix=f"geosal-{stage}") as pool:
@@ -58,10 +61,10 @@ class InProcessExecutor:
                 while pending or running:
                     while pending and len(running) < 2 * self.threads:
                         index = pending.pop()
-                        running[pool.submit(function, job, index, *args, **extra)] = index
+                        running[pool.submit(call_task, stage, function, job, index, *args, **extra)] = index
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
-                        yield running.pop(future), future.result()
+                        yield running.pop(future), unwrap(future.result())
             finally:
                 for future in running:
                     future.cancel()

@@ -81,7 +81,7 @@ def export_stac(job: SceneJob, folder: Path, metadata: dict) -> None:
     }
     if FAST_CAM in output_layers(plan):
         assets[FAST_CAM] = {**assets[COMBINED], "href": "./fast_cam.tif", "title": "Fast-CAM (SMOE x Grad-CAM)"}
-    described = ("model", "statistic", "weights", "layers", "tile", "halo", "notes")
+    described = ("model", "statistic", "weights", "layers", "tile", "halo", "notes", "bad_blocks")
     properties = {f"geosal:{k}": v for k, v in metadata.items() if k in described}
     item = make_item(job.name, plan.scene, output.affine, (output.height, output.width), assets, properties,
                      source_href=str(Path(plan.scene.path).resolve()))

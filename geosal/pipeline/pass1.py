@@ -14,9 +14,11 @@ from typing import NamedTuple
 import numpy as np
 import rasterio
 
+from geosal.pipeline.bad_blocks import record_bad_blocks
 from geosal.pipeline.job import SceneJob
 from geosal.pipeline.runner import TileRunner
-from geosal.raster import bound_gdal_cache, mark_block_done, read_window, to_uint8, write_region
+from geosal.raster import bound_gdal_cache, mark_block_done, to_uint8, write_region
+from geosal.raster.damaged import SourceBlock, read_window_checked
 from geosal.raster.store import CAM, PREVIEW, VALID
 
 
@@ -30,21 +32,28 @@ class BlockInput(NamedTuple):
         valid: bool ``[S, S]``: the source pixel is valid data.
         model_input: ``pixels``, or for a model that takes the scene's own values (``input_units="source"``)
             ``float32`` ``[S, S, bands]`` source values with the same filling.
+        bad_blocks: the unreadable source blocks read around as nodata (``skip_bad_blocks``; empty otherwise).
     """
 
     pixels: np.ndarray
     valid: np.ndarray
     model_input: np.ndarray
+    bad_blocks: tuple[SourceBlock, ...] = ()
 
 
 def read_block_input(job: SceneJob, index: int) -> BlockInput:
-    """Read block ``index``'s core plus halo on the working grid (see :class:`BlockInput`)."""
+    """Read block ``index``'s core plus halo on the working grid (see :class:`BlockInput`).
+
+    Raises:
+        UnreadableBlockError: a source block under the window cannot be read (and ``skip_bad_blocks`` is off).
+    """
     plan = job.plan
     row, col = plan.block_origin(index)
     size = plan.block + 2 * plan.halo
     bound_gdal_cache(job.settings.gdal_cache_mb)
     with rasterio.open(plan.scene.path) as dataset:
-        data, valid = read_window(dataset, plan.scene, plan.grid, row - plan.halo, col - plan.halo, size, size)
+        data, valid, bad = read_window_checked(dataset, plan.scene, plan.grid, row - plan.halo, col - plan.halo, size, size,
+                                               skip_bad_blocks=job.settings.skip_bad_blocks)
     invalid = ~valid
     pixels = to_uint8(data, plan.scaling)
     if invalid.any():
@@ -52,10 +61,10 @@ def read_block_input(job: SceneJob, index: int) -> BlockInput:
         pixels[:, invalid] = np.asarray(plan.scaling.fill, np.uint8)[:, None]
     pixels = np.moveaxis(pixels, 0, -1)
     if plan.spec.input_units != "source":
-        return BlockInput(pixels, valid, pixels)
+        return BlockInput(pixels, valid, pixels, bad)
     source = data.astype(np.float32)
     source[:, invalid] = np.asarray(plan.scaling.mean, np.float32)[:, None]
-    return BlockInput(pixels, valid, np.moveaxis(source, 0, -1))
+    return BlockInput(pixels, valid, np.moveaxis(source, 0, -1), bad)
 
 
 def footprint_any_all(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +76,8 @@ def footprint_any_all(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.nd
 
 
 def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
-    """Process block ``index`` with ``runner`` (the job's model) and mark it done.
+    """Process block ``index`` with ``runner`` (the job's model) and mark it done (recording the source blocks
+    read around as nodata, if any: :mod:`~geosal.pipeline.bad_blocks`).
 
     Returns:
         ``float64`` ``[n_maps, 3]``: count, sum and sum of squares of the raw
@@ -75,7 +85,8 @@ def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
         the plan has a Fast-CAM class).
     """
     plan, store, batch_size = job.plan, job.store, job.settings.batch_size
-    pixels, valid, model_input = read_block_input(job, index)
+    pixels, valid, model_input, bad_blocks = read_block_input(job, index)
+    record_bad_blocks(job, index, bad_blocks)
     halo, tile, block = plan.halo, plan.tile, plan.block
     offsets = plan.tiles_in_block(index)
     span = tile + 2 * halo

@@ -42,6 +42,7 @@ import torch
 from geosal.config import RunConfig
 from geosal.errors import GeosalError
 from geosal.models import ModelLoadError, ModelSpec, build_network_for, resolve_spec
+from geosal.pipeline.limits import activation_bytes_per_pixel, check_scene_size, check_task_memory, task_memory
 from geosal.raster import (
     BandScaling,
     RasterInputError,
@@ -314,6 +315,8 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
         RasterInputError: the scene cannot be read or is unsupported.
         ModelLoadError: the model cannot be resolved.
         PlanError: scene, model and configuration do not fit together.
+        LimitError: the scene is larger than ``input.max_pixels``, or a task would need more memory than
+            ``compute.max_task_memory_gib`` (:mod:`~geosal.pipeline.limits`).
     """
     spec = resolve_spec(config.model.name, **config.model.overrides())
     bound_gdal_cache(config.compute.gdal_cache_mb)
@@ -322,6 +325,7 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
     info = inspect_scene(path, bands=list(bands), allow_missing_georeference=config.input.allow_missing_georeference)
     gsd, gsd_note = target_gsd(info, spec, config)
     grid = working_grid(info, gsd)
+    check_scene_size(str(path), grid, config.tiling.tile, config.input.max_pixels)
     with rasterio.open(info.path) as dataset:
         scaling = compute_scaling(dataset, info, config.input.low_percentile, config.input.high_percentile)
 
@@ -338,6 +342,9 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
     if any(s.stride % output_stride for s in scales):
         output_stride = 1  # scales that are not multiples of the finest one: the working grid is the common one
     block_tiles = block_tiles_for(tiling.block_tiles, tiling.batch_size, tile // output_stride)
+    memory = task_memory(info, grid, tile, tiling.halo, block_tiles, tiling.batch_size,
+                         activation_bytes_per_pixel(spec.unpinned()), spec.input_units == "source")
+    check_task_memory(str(path), memory, tile, tiling.halo, block_tiles, tiling.batch_size, config.compute.max_task_memory_gib)
     notes = tuple(n for n in (band_note, gsd_note, statistic_note) if n)
     if tile < tiling.tile:
         notes += (f"scene smaller than a tile: tile reduced to {tile} px",)

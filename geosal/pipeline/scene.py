@@ -5,6 +5,12 @@ only when everything is written, so a directory under its final name is
 always complete. An existing output is refused unless ``overwrite`` (replace
 it) or ``resume`` (keep it if complete; continue a partial run, recomputing
 only the blocks not marked done) is given.
+
+A run holds the scene's output lock (``OUT/.<name>.lock``,
+:mod:`~geosal.pipeline.lock`) from before it touches the output folders until
+it has published them or failed: a second run into the same output refuses,
+a crashed run's lock is taken over. A storage failure (full, read-only) is a
+one-line :class:`OutputError`; the partial output is kept for ``--resume``.
 """
 
 from __future__ import annotations
@@ -20,22 +26,21 @@ from tqdm import tqdm
 
 import geosal
 from geosal.config import RunConfig
-from geosal.errors import GeosalError
+from geosal.pipeline.bad_blocks import collect_bad_blocks, describe_bad_blocks, remove_records
+from geosal.pipeline.errors import OutputError, storage_error
 from geosal.pipeline.executor import Executor, InProcessExecutor
 from geosal.pipeline.export import export_layers, export_quicklook, export_stac, remove_scratch
 from geosal.pipeline.job import SceneJob
 from geosal.pipeline.layout import map_names, store_arrays
+from geosal.pipeline.lock import OutputLock
 from geosal.pipeline.overviews import build_overview_tile, create_pyramid, overview_levels, overview_tiles
 from geosal.pipeline.pass1 import run_block
 from geosal.pipeline.pass2 import SceneStatistics, render_block
+from geosal.pipeline.pause import pause_point
 from geosal.pipeline.plan import ScenePlan, plan_scene
 from geosal.pipeline.runner import runner_key
 from geosal.pipeline.settings import RunSettings
 from geosal.raster import block_stats, create_store, done_blocks, update_attrs
-
-
-class OutputError(GeosalError, ValueError):
-    """The output location cannot be used (exists, not writable, or a mismatched partial run)."""
 
 
 @dataclass
@@ -50,7 +55,9 @@ class SceneResult:
         seconds: wall time per stage: ``plan``, ``pass1``, ``statistics`` (reduction, scratch pyramid),
             ``pass2`` (with the overview stages), ``export`` and ``total``; ``plan``,
             ``statistics`` and ``export`` run on the client.
-        notes: decisions worth telling the user (resampling, band choice...).
+        notes: decisions worth telling the user (resampling, band choice, unreadable source blocks...).
+        bad_blocks: the unreadable source blocks written as nodata (``input.skip_bad_blocks``), as
+            :meth:`~geosal.raster.damaged.SourceBlock.as_dict` records.
     """
 
     name: str
@@ -62,6 +69,7 @@ class SceneResult:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     skipped: bool = False
+    bad_blocks: tuple[dict[str, int], ...] = ()
 
     @property
     def tiles_per_second(self) -> float:
@@ -134,11 +142,17 @@ class PreparedScene:
     complete: bool
     started: float
     plan_seconds: float
+    lock: OutputLock | None = None
 
     @property
     def plan(self) -> ScenePlan:
         """The scene's plan."""
         return self.job.plan
+
+    def release(self) -> None:
+        """Give back the output lock (done by :func:`execute_scene`; needed only for a scene never executed)."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 def prepare_scene(
@@ -149,29 +163,63 @@ def prepare_scene(
     resume: bool = False,
     name: str | None = None,
 ) -> PreparedScene:
-    """Validate the input, plan the scene and create (or reopen) its partial output.
+    """Validate the input, plan the scene, take its output lock and create (or reopen) its partial output.
 
     Cheap: no model is built and no cluster is needed, so bad input fails in
-    seconds, before any worker starts.
+    seconds, before any worker starts. The lock is held until
+    :func:`execute_scene` ends (or :meth:`PreparedScene.release`); it is
+    released already when the output is complete or preparing it fails.
 
     Raises:
-        RasterInputError, ModelLoadError, PlanError, OutputError: bad input, one line each.
+        RasterInputError, ModelLoadError, PlanError, LimitError, OutputError: bad input, one line each;
+        LockHeldError (an ``OutputError``): another run writes this output.
     """
     started = time.perf_counter()
     plan, notes = plan_scene(path, config)
     name = name or Path(path).stem
-    partial, final, complete = _prepare(plan, notes, name, Path(out_root), overwrite, resume)
+    out_root = Path(out_root)
+    lock = OutputLock.acquire(out_root / f".{name}.lock", f"the output {out_root / name}")
+    try:
+        partial, final, complete = _prepare(plan, notes, name, out_root, overwrite, resume)
+    except OSError as error:
+        lock.release()
+        raise storage_error(error) or error from None
+    except BaseException:
+        lock.release()
+        raise
+    if complete:
+        lock.release()
     job = SceneJob(name, plan, RunSettings.from_config(config), str(partial / "saliency.zarr"))
-    return PreparedScene(job, config, notes, partial, final, complete, started, time.perf_counter() - started)
+    return PreparedScene(job, config, notes, partial, final, complete, started, time.perf_counter() - started, lock)
 
 
 def execute_scene(prepared: PreparedScene, executor: Executor | None = None, progress: bool = True) -> SceneResult:
-    """Run pass 1 (blocks not yet done), the statistics, pass 2 and the export, then publish."""
+    """Run pass 1 (blocks not yet done), the statistics, pass 2 and the export, then publish; the output lock
+    is released in every case.
+
+    Raises:
+        OutputError: the storage refuses writes (full, read-only), or the lock was taken over.
+        ClusterError: the cluster cannot finish the work (:mod:`geosal.cluster`).
+        UnreadableBlockError: a source block cannot be read (without ``input.skip_bad_blocks``).
+    """
+    plan, name, notes = prepared.plan, prepared.job.name, prepared.notes
+    if prepared.complete:
+        return SceneResult(name, prepared.final, plan.n_tiles, 0, plan.n_blocks, plan.n_blocks, {"total": 0.0}, notes,
+                           skipped=True)
+    try:
+        return _execute(prepared, executor or InProcessExecutor(), progress)
+    except OSError as error:
+        failure = storage_error(error)
+        if failure is None:
+            raise
+        raise failure from None
+    finally:
+        prepared.release()
+
+
+def _execute(prepared: PreparedScene, executor: Executor, progress: bool) -> SceneResult:
     job, config, partial, final = prepared.job, prepared.config, prepared.partial, prepared.final
     plan, name, notes = job.plan, job.name, prepared.notes
-    if prepared.complete:
-        return SceneResult(name, final, plan.n_tiles, 0, plan.n_blocks, plan.n_blocks, {"total": 0.0}, notes, skipped=True)
-    executor = executor or InProcessExecutor()
     seconds: dict[str, float] = {"plan": prepared.plan_seconds}
 
     done = done_blocks(job.store)
@@ -184,6 +232,7 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
     seconds["pass1"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
+    pause_point("statistics")
     statistics = SceneStatistics.from_blocks(block_stats(job.store))
     create_pyramid(job)
     seconds["statistics"] = time.perf_counter() - stage
@@ -196,10 +245,16 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
     seconds["pass2"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
+    pause_point("export")
+    bad_blocks = collect_bad_blocks(job)
+    if bad_blocks:
+        notes += (describe_bad_blocks(bad_blocks),)
     metadata = run_metadata(plan, notes) | {
         "scene_statistics": asdict(statistics),
         "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if bad_blocks:
+        metadata["bad_blocks"] = bad_blocks
     update_attrs(job.store, metadata)
     (partial / "config.yaml").write_text(_yaml(config))
     if config.output.cog:
@@ -209,13 +264,19 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
     if config.output.stac and plan.scene.crs_wkt:
         export_stac(job, partial, metadata)
     remove_scratch(job)
+    remove_records(job)
     seconds["export"] = time.perf_counter() - stage
 
+    if prepared.lock is not None:
+        prepared.lock.check()
     if final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)
     seconds["total"] = time.perf_counter() - prepared.started
-    return SceneResult(name, final, plan.n_tiles, tiles_todo, plan.n_blocks, plan.n_blocks - len(todo), seconds, notes)
+    if prepared.lock is not None and prepared.lock.taken_over:
+        notes += (prepared.lock.taken_over,)
+    return SceneResult(name, final, plan.n_tiles, tiles_todo, plan.n_blocks, plan.n_blocks - len(todo), seconds, notes,
+                       bad_blocks=tuple(bad_blocks))
 
 
 def _run_stage(executor: Executor, function, job: SceneJob, indices: list[int], *args, stage: str, unit: str,
@@ -248,7 +309,7 @@ def run_scene(
         name: output folder name (default: the file's stem).
 
     Raises:
-        RasterInputError, ModelLoadError, PlanError, OutputError: bad input, one line each.
+        RasterInputError, ModelLoadError, PlanError, LimitError, OutputError: bad input, one line each.
     """
     prepared = prepare_scene(path, out_root, config, overwrite, resume, name)
     return execute_scene(prepared, executor, progress)

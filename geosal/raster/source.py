@@ -25,6 +25,8 @@ from rasterio.windows import Window
 from geosal.raster.errors import RasterInputError
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
+MAX_BLOCK_BYTES = 2**30
+"""Largest internal block (every band, decoded) a source may have."""
 
 # WGS 84 ellipsoid, for converting degrees to metres at a latitude.
 _WGS84_A = 6378137.0
@@ -87,8 +89,9 @@ def inspect_scene(
     zero-size rasters); has truncated pixel data; has no bands (a container of
     subdatasets); lacks a geotransform or a CRS (unless
     ``allow_missing_georeference``); is georeferenced only by GCPs or by a
-    rotated geotransform; has a data type outside :data:`SUPPORTED_DTYPES`; or
-    when a requested band is out of range or is the alpha band.
+    rotated geotransform; has a data type outside :data:`SUPPORTED_DTYPES`;
+    has internal blocks larger than :data:`MAX_BLOCK_BYTES`; or when a
+    requested band is out of range or is the alpha band.
     """
     name = os.fspath(path)
     if _is_local(name) and not os.path.exists(name):
@@ -126,6 +129,7 @@ def _describe(
         raise RasterInputError(f"{name}: rotated geotransform is not supported; warp it north-up first (gdalwarp)")
     if dataset.crs is None and not allow_missing:
         raise RasterInputError(f"{name}: no coordinate reference system (CRS)")
+    _check_block_size(dataset, name, selected[0])
     _probe_pixels(dataset, name, selected[0])
     crs = dataset.crs
     return SceneInfo(
@@ -174,6 +178,17 @@ def _data_type(dataset: DatasetReader, name: str, selected: tuple[int, ...]) -> 
             f"{name}: data type {dtypes[0]} is not supported (use one of {', '.join(SUPPORTED_DTYPES)})"
         )
     return dtypes[0]
+
+
+def _check_block_size(dataset: DatasetReader, name: str, band: int) -> None:
+    """Refuse internal blocks (tiles or strips) above :data:`MAX_BLOCK_BYTES`: GDAL decodes a whole block for
+    any pixel of it, so a file made of such blocks cannot be read in bounded memory."""
+    height, width = dataset.block_shapes[band - 1]
+    size = height * width * dataset.count * np.dtype(dataset.dtypes[band - 1]).itemsize
+    if size > MAX_BLOCK_BYTES:
+        raise RasterInputError(f"{name}: internal blocks of {width:,} x {height:,} px ({size / 2**30:,.1f} GiB each, decoded "
+                               "whole for any pixel of them) are too large to read; retile the file first "
+                               "(gdal_translate -co TILED=YES -co COMPRESS=DEFLATE)")
 
 
 def _probe_pixels(dataset: DatasetReader, name: str, band: int) -> None:
@@ -282,9 +297,7 @@ def read_window(
     c0, c1 = max(col_off, 0), min(col_off + width, grid.width)
     if r1 <= r0 or c1 <= c0:
         return np.zeros((len(info.bands), height, width), info.dtype), np.zeros((height, width), bool)
-    top, bottom = _source_span(r0, r1, grid.height, info.height)
-    left, right = _source_span(c0, c1, grid.width, info.width)
-    source_window = Window(left, top, right - left, bottom - top)
+    source_window = source_window_of(info, grid, row_off, col_off, height, width)
     out_shape = (r1 - r0, c1 - c0)
     data = dataset.read(
         list(info.bands),
@@ -297,6 +310,18 @@ def read_window(
         valid &= np.isfinite(data).all(axis=0)
     pad = ((r0 - row_off, row_off + height - r1), (c0 - col_off, col_off + width - c1))
     return np.pad(data, ((0, 0), *pad), mode="edge"), np.pad(valid, pad, constant_values=False)
+
+
+def source_window_of(info: SceneInfo, grid: WorkingGrid, row_off: int, col_off: int, height: int, width: int) -> Window | None:
+    """The source pixels (a fractional window) under the in-bounds part of a working-grid window, or None when the
+    window lies wholly outside the raster."""
+    r0, r1 = max(row_off, 0), min(row_off + height, grid.height)
+    c0, c1 = max(col_off, 0), min(col_off + width, grid.width)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    top, bottom = _source_span(r0, r1, grid.height, info.height)
+    left, right = _source_span(c0, c1, grid.width, info.width)
+    return Window(left, top, right - left, bottom - top)
 
 
 def _source_span(start: int, stop: int, n_working: int, n_source: int) -> tuple[float, float]:
