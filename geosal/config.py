@@ -112,7 +112,7 @@ class InputConfig(_Section):
     low_percentile: float = Field(default=2.0, ge=0, lt=50)
     high_percentile: float = Field(default=98.0, gt=50, le=100)
     allow_missing_georeference: bool = False
-    max_pixels: int = Field(default=10**11, gt=0)
+    max_pixels: int = Field(default=10**10, gt=0)
     skip_bad_blocks: bool = False
 
     @field_validator("bands")

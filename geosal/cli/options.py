@@ -53,7 +53,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="write source blocks that cannot be read (truncated or corrupt) as nodata, listed in item.json, "
                              "instead of failing")
     source.add_argument("--max-pixels", type=float, metavar="N",
-                        help="largest working grid accepted, in pixels after resampling (default 1e11)")
+                        help="largest working grid accepted, in pixels after resampling (default 1e10)")
     compute = parser.add_argument_group("compute")
     compute.add_argument("--scheduler", metavar="ADDRESS",
                          help="use a running Dask scheduler (tcp://host:8786); 'in-process' runs without Dask; "

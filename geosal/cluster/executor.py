@@ -38,6 +38,7 @@ from typing import Any
 import dask
 from distributed import Client, Future, KilledWorker, span, wait
 from distributed.comm.core import CommClosedError
+from tqdm import tqdm
 
 from geosal.cluster.errors import ClusterError, ClusterLostError
 from geosal.cluster.plugin import ModelPlugin, call_with_runner
@@ -96,7 +97,7 @@ def register_model_plugin(client: Client, plugin: ModelPlugin, name: str, attemp
 
 
 def _say(message: str) -> None:
-    print(f"geosal: {message}", file=sys.stderr, flush=True)
+    tqdm.write(f"geosal: {message}", file=sys.stderr)  # on a line of its own, under any progress bar
 
 
 class DaskExecutor:
@@ -108,7 +109,7 @@ class DaskExecutor:
         max_in_flight: cap on tasks submitted but not finished, so a huge scene
             (or archive) never floods the scheduler or piles up results.
         worker_wait_s: how long to wait for a worker to join when none that can run the tasks is left.
-        notify: prints a console line (default: ``geosal: ...`` on stderr).
+        notify: prints a console line (default: ``geosal: ...`` on stderr, under the progress bars).
     """
 
     def __init__(self, client: Client, gpu: bool = False, max_in_flight: int | None = None,
@@ -167,8 +168,10 @@ class DaskExecutor:
                     finished = wait(list(running), timeout=POLL_S, return_when="FIRST_COMPLETED").done
                 except TimeoutError:
                     finished = ()
-                except (CommClosedError, OSError):
-                    raise lost_scheduler(self.client) from None
+                except (CancelledError, CommClosedError, OSError):
+                    if self.client.status != "running":
+                        raise lost_scheduler(self.client) from None
+                    raise
                 if not finished:
                     watch.check()
                     continue

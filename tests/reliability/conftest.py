@@ -46,15 +46,15 @@ def archive(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    """A scheduler and two workers on loopback, shared by a test module (tests restart the workers they kill)."""
+    """A scheduler and two workers on loopback, shared by the tests (each restarts the workers it kills)."""
     with Loopback(tmp_path_factory.mktemp("pauses")) as loopback:
         loopback.ensure_workers()
         yield loopback
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference(cluster, archive, tiny_model, tmp_path_factory) -> Path:
     """A clean ``geosal submit`` of :func:`archive` on the cluster: the folder of every scene's reference output."""
     out = tmp_path_factory.mktemp("reference")

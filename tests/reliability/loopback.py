@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -166,3 +167,42 @@ def assert_identical(folder: Path, reference: Path) -> None:
     assert ours.keys() == theirs.keys()
     for name in ours:
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+
+class Cli:
+    """``python -m geosal.cli ARGS`` as a separate process, its output read as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path = PROJECT):
+        self.process = subprocess.Popen([sys.executable, "-m", "geosal.cli", *args], cwd=cwd, env=env or process_env(),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                        for stream, lines in ((self.process.stdout, self.out), (self.process.stderr, self.err))]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        """Wait until ``text`` appears on stderr."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.err):
+            assert self.process.poll() is None or any(text in line for line in self.err), "".join(self.err)
+            assert time.monotonic() < deadline, f"{text!r} not printed within {timeout} s: {''.join(self.err)}"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 240) -> tuple[int, str, str]:
+        """Exit status, stdout and stderr once the process ended."""
+        code = self.process.wait(timeout=timeout)
+        for reader in self.readers:
+            reader.join()
+        return code, "".join(self.out), "".join(self.err)
+
+
+def error_lines(err: str) -> list[str]:
+    """The lines geosal printed on stderr (progress bars and Dask's own log lines aside)."""
+    return [line for line in err.replace("\r", "\n").splitlines() if line.startswith("geosal:")]

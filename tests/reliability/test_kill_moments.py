@@ -43,13 +43,16 @@ def run_in_thread(argv: list[str]) -> tuple[threading.Thread, dict]:
 
 
 def kill_at(cluster, point: str) -> None:
-    """Wait for the pause at ``point``, kill the worker that paused there (at a client moment: ``w1``), release."""
+    """Wait for the pause at ``point``, kill the worker that paused there (at a client moment: ``w1``), release
+    the pause, and start a replacement worker, which joins while the run goes on."""
     pid = cluster.pauses.wait(point)
     if point in WORKER_POINTS:
-        cluster.kill_pid(pid)
+        name = cluster.kill_pid(pid)
     else:
-        cluster.kill_worker("w1")
+        name = "w1"
+        cluster.kill_worker(name)
     cluster.pauses.release(point)
+    cluster.start_worker(name)
 
 
 @pytest.mark.parametrize("moment, repeat", MOMENTS)
