@@ -63,14 +63,30 @@ def cluster_client(config: ComputeConfig, quiet: bool = False) -> Iterator[Clien
         if not quiet:
             print(f"geosal: local Dask cluster with {len(cluster.workers)} worker(s), dashboard {client.dashboard_link}")
         yield client
+    except BaseException:
+        # the run failed and says why in one line; the workers (of this process) would log the tasks they drop
+        with quiet_logs("distributed"):
+            close_client(client)
+            cluster.close()
+        raise
+    close_client(client)
+    cluster.close()
+
+
+@contextlib.contextmanager
+def quiet_logs(name: str) -> Iterator[None]:
+    """Only critical messages from logger ``name`` (and its children) while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
     finally:
-        close_client(client)
-        cluster.close()
+        logger.setLevel(level)
 
 
 def close_client(client: Client) -> None:
     """Close ``client``; after the scheduler was lost, without the reconnection tracebacks Dask would log
     (the run has already said what happened in one line)."""
-    if client.status != "running":
-        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
-    client.close(timeout=10)
+    with quiet_logs("distributed.client") if client.status != "running" else contextlib.nullcontext():
+        client.close(timeout=10)

@@ -143,7 +143,7 @@ class DaskExecutor:
         """
         if model is not None:
             plugin = self.ensure_model(model)
-            call, head = call_with_runner, (stage, plugin, model, function)
+            call, head = call_with_runner, (stage, plugin, function)
         else:
             call, head = call_task, (stage, function)
         resources = task_resources(self.gpu, model)

@@ -35,6 +35,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from geosal.cluster.errors import ClusterError
 from geosal.errors import GeosalError
 from geosal.pipeline.failures import call_task
+from geosal.pipeline.job import SceneJob
 from geosal.pipeline.pause import pause_point
 from geosal.pipeline.runner import RunnerCache, RunnerKey, TileRunner
 
@@ -99,10 +100,14 @@ def worker_plugin(name: str, wait_s: float = PLUGIN_WAIT_S) -> ModelPlugin:
         time.sleep(0.05)
 
 
-def call_with_runner(stage: str, plugin: str, key: RunnerKey, function: Callable[..., Any], *args: Any) -> Any:
-    """On a worker: ``function(*args, runner=...)`` with the runner of the plugin named ``plugin``, through
+def call_with_runner(stage: str, plugin: str, function: Callable[..., Any], job: SceneJob, *args: Any) -> Any:
+    """On a worker: ``function(job, *args, runner=...)`` with the runner of the plugin named ``plugin``, through
     :func:`~geosal.pipeline.failures.call_task` (a user-caused error comes back as a value)."""
-    return call_task(stage, lambda: function(*args, runner=worker_plugin(plugin).runner()))
+
+    def with_runner(job: SceneJob, *args: Any) -> Any:
+        return function(job, *args, runner=worker_plugin(plugin).runner())
+
+    return call_task(stage, with_runner, job, *args)
 
 
 def model_constructions(dask_worker) -> int:

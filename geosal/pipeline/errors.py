@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from geosal.errors import GeosalError
 
@@ -14,11 +15,11 @@ class OutputError(GeosalError, ValueError):
     """The output location cannot be used (exists, not writable, full, in use, or a mismatched partial run)."""
 
 
-def storage_error(error: OSError) -> OutputError | None:
+def storage_error(error: OSError, folder: str | os.PathLike[str] | None = None) -> OutputError | None:
     """The one-line :class:`OutputError` for an ``OSError`` whose number is in :data:`STORAGE_ERRNOS` (None otherwise):
-    which file could not be written and why, and that the partial output is kept for ``--resume``."""
+    which file (or else which ``folder``) could not be written and why, and that the partial output is kept."""
     if error.errno not in STORAGE_ERRNOS:
         return None
-    where = f" {error.filename}" if error.filename else ""
-    return OutputError(f"cannot write{where}: {error.strerror or error}; the partial output is kept: "
-                       "free space or fix the permissions, then rerun with --resume")
+    where = error.filename or folder
+    return OutputError(f"cannot write{f' to {where}' if where else ''}: {error.strerror or error}; the partial output is "
+                       "kept: free space or fix the permissions, then rerun with --resume")

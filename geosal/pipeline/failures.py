@@ -11,11 +11,13 @@ command line prints it as one line. Anything else is a bug and raises as usual.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from geosal.errors import GeosalError
 from geosal.pipeline.errors import storage_error
+from geosal.pipeline.job import SceneJob
 from geosal.pipeline.pause import pause_point
 
 
@@ -25,19 +27,19 @@ class TaskFailure(NamedTuple):
     error: GeosalError
 
 
-def call_task(stage: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``function(*args, **kwargs)``, or a :class:`TaskFailure` for a user-caused error (see the module docstring).
+def call_task(stage: str, function: Callable[..., Any], job: SceneJob, *args: Any, **kwargs: Any) -> Any:
+    """``function(job, *args, **kwargs)``, or a :class:`TaskFailure` for a user-caused error (see the module docstring).
 
     ``stage`` names the task's stage (``pass1``, ``pass2``, ``overview1``, ...), a pause point for tests
     (:mod:`geosal.pipeline.pause`).
     """
     pause_point(stage)
     try:
-        return function(*args, **kwargs)
+        return function(job, *args, **kwargs)
     except GeosalError as error:
         return TaskFailure(error)
     except OSError as error:
-        failure = storage_error(error)
+        failure = storage_error(error, os.path.dirname(job.store))
         if failure is None:
             raise
         return TaskFailure(failure)

@@ -49,10 +49,10 @@ from geosal.raster import (
     SceneInfo,
     WorkingGrid,
     bound_gdal_cache,
-    compute_scaling,
     inspect_scene,
     working_grid,
 )
+from geosal.raster.damaged import scaling_checked
 from geosal.saliency import describe_scales
 from geosal.saliency.combine import resolve_weights
 from geosal.saliency.hooks import ScaleHooks
@@ -327,7 +327,8 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
     grid = working_grid(info, gsd)
     check_scene_size(str(path), grid, config.tiling.tile, config.input.max_pixels)
     with rasterio.open(info.path) as dataset:
-        scaling = compute_scaling(dataset, info, config.input.low_percentile, config.input.high_percentile)
+        scaling = scaling_checked(dataset, info, config.input.low_percentile, config.input.high_percentile,
+                                  config.input.skip_bad_blocks)
 
     tiling = config.tiling
     scales, non_negative = _scale_probe(spec, config, probe_size=PROBE_SIZE)

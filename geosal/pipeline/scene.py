@@ -183,7 +183,7 @@ def prepare_scene(
         partial, final, complete = _prepare(plan, notes, name, out_root, overwrite, resume)
     except OSError as error:
         lock.release()
-        raise storage_error(error) or error from None
+        raise storage_error(error, out_root) or error from None
     except BaseException:
         lock.release()
         raise
@@ -209,7 +209,7 @@ def execute_scene(prepared: PreparedScene, executor: Executor | None = None, pro
     try:
         return _execute(prepared, executor or InProcessExecutor(), progress)
     except OSError as error:
-        failure = storage_error(error)
+        failure = storage_error(error, prepared.partial)
         if failure is None:
             raise
         raise failure from None

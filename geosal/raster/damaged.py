@@ -9,6 +9,7 @@ ones, and then either raises :class:`UnreadableBlockError` naming them, or
 readable blocks, with the unreadable ones as nodata. The copy covers the
 window plus a margin wider than any resampling kernel, so every working pixel
 away from an unreadable block gets exactly the value a clean read gives.
+:func:`scaling_checked` does the same for the scene's scaling sample.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rasterio.io import DatasetReader, MemoryFile
 from rasterio.windows import Window
 
 from geosal.raster.errors import RasterInputError
+from geosal.raster.scaling import MAX_SAMPLE_PIXELS, BandScaling, compute_scaling, compute_scaling_from, sample_blocks
 from geosal.raster.source import SceneInfo, WorkingGrid, read_window, source_window_of
 
 
@@ -80,26 +82,63 @@ def read_window_checked(
         raise RasterInputError(f"{info.path}: pixels at x {int(window.col_off)}, y {int(window.row_off)} cannot be read "
                                f"({failure})")
     if not skip_bad_blocks:
-        more = f" (and {len(bad) - 1} more block(s) near it)" if len(bad) > 1 else ""
-        raise UnreadableBlockError(f"{info.path}: {bad[0].describe()} cannot be read{more} ({failure}); rerun with "
-                                   "--skip-bad-blocks to write it as nodata (with --resume, the blocks done are kept)")
+        raise _unreadable(info, bad, failure)
     with _patched_copy(dataset, info, area, bad) as copy:
         data, valid = read_window(copy, info, grid, row_off, col_off, height, width)
     return data, valid, tuple(bad)
 
 
+def scaling_checked(dataset: DatasetReader, info: SceneInfo, low_percentile: float = 2.0, high_percentile: float = 98.0,
+                    skip_bad_blocks: bool = False) -> BandScaling:
+    """:func:`~geosal.raster.scaling.compute_scaling`, with the unreadable blocks of its sample named, or (with
+    ``skip_bad_blocks``) left out of it.
+
+    Raises:
+        UnreadableBlockError: blocks of the sample cannot be read and ``skip_bad_blocks`` is off.
+        RasterInputError: the sample cannot be read although each of its blocks decodes, or has no valid pixel.
+    """
+    try:
+        return compute_scaling(dataset, info, low_percentile, high_percentile)
+    except RasterioIOError as error:
+        failure = _gdal_message(error)
+    if info.width * info.height <= MAX_SAMPLE_PIXELS:  # the sample is the whole raster
+        candidates = _blocks(dataset, info, Window(0, 0, info.width, info.height))
+    else:
+        block_height, block_width = dataset.block_shapes[info.bands[0] - 1]
+        windows, _ = sample_blocks(dataset, info.bands[0], MAX_SAMPLE_PIXELS)
+        candidates = [SourceBlock(int(w.row_off) // block_height, int(w.col_off) // block_width, int(w.col_off),
+                                  int(w.row_off), int(w.width), int(w.height)) for w in windows]
+    bad = [block for block in candidates if not _readable(dataset, info, block)]
+    if not bad:
+        raise RasterInputError(f"{info.path}: pixel data cannot be read ({failure})")
+    if not skip_bad_blocks:
+        raise _unreadable(info, bad, failure)
+    good = [Window(b.x, b.y, b.width, b.height) for b in candidates if b not in bad]
+    return compute_scaling_from(dataset, info, good, low_percentile, high_percentile,
+                                sample=f"readable blocks {len(good)}/{len(candidates)}")
+
+
+def _unreadable(info: SceneInfo, bad: list[SourceBlock], failure: str) -> UnreadableBlockError:
+    more = f" (and {len(bad) - 1} more block(s) near it)" if len(bad) > 1 else ""
+    return UnreadableBlockError(f"{info.path}: {bad[0].describe()} cannot be read{more} ({failure}); rerun with "
+                                "--skip-bad-blocks to write it as nodata (with --resume, the blocks done are kept)")
+
+
+def _readable(dataset: DatasetReader, info: SceneInfo, block: SourceBlock) -> bool:
+    """Whether the selected bands and the mask of ``block`` decode."""
+    window = Window(block.x, block.y, block.width, block.height)
+    try:
+        dataset.read(list(info.bands), window=window)
+        dataset.dataset_mask(window=window)
+    except RasterioIOError:
+        return False
+    return True
+
+
 def unreadable_blocks(dataset: DatasetReader, info: SceneInfo, area: Window) -> list[SourceBlock]:
     """The internal blocks (of the first selected band's layout) meeting the integer window ``area`` whose
     selected bands or mask cannot be decoded, row-major."""
-    bad = []
-    for block in _blocks(dataset, info, area):
-        window = Window(block.x, block.y, block.width, block.height)
-        try:
-            dataset.read(list(info.bands), window=window)
-            dataset.dataset_mask(window=window)
-        except RasterioIOError:
-            bad.append(block)
-    return bad
+    return [block for block in _blocks(dataset, info, area) if not _readable(dataset, info, block)]
 
 
 def _blocks(dataset: DatasetReader, info: SceneInfo, area: Window) -> list[SourceBlock]:

@@ -74,8 +74,29 @@ def compute_scaling(
         RasterInputError: no sampled pixel is valid.
     """
     values, sample = _sample(dataset, info, max_sample_pixels)
-    if values.shape[1] == 0:
+    return _scaling_of(values, info, low_percentile, high_percentile, sample)
+
+
+def compute_scaling_from(dataset: DatasetReader, info: SceneInfo, windows: list[Window], low_percentile: float = 2.0,
+                         high_percentile: float = 98.0, sample: str = "") -> BandScaling:
+    """:func:`compute_scaling` from the valid pixels of the given ``windows`` only (``sample`` describes them).
+
+    Raises:
+        RasterInputError: no pixel of the windows is valid.
+    """
+    bands = list(info.bands)
+    values = [_valid_values(dataset, bands, window, None) for window in windows]
+    empty = np.zeros((len(bands), 0), info.dtype)
+    return _scaling_of(np.concatenate([empty, *values], axis=1), info, low_percentile, high_percentile, sample)
+
+
+def _scaling_of(values: np.ndarray, info: SceneInfo, low_percentile: float, high_percentile: float, sample: str) -> BandScaling:
+    """The scaling of the sampled valid pixels ``values`` ``[bands, n]``."""
+    if values.shape[1] == 0 and sample in ("all", ""):
         raise RasterInputError(f"{info.path}: no valid pixels")
+    if values.shape[1] == 0:
+        raise RasterInputError(f"{info.path}: no valid pixels in the scaling sample ({sample}); a sparse scene needs "
+                               "overviews (gdaladdo) for the sample to find its data")
     mean = tuple(float(m) for m in values.mean(axis=1, dtype=np.float64))
     if info.dtype == "uint8":
         n = len(info.bands)
