@@ -102,9 +102,11 @@ def _torchvision_file(spec: ModelSpec) -> Path:
     target = folder / member.url.rsplit("/", 1)[-1]
     if target.is_file():
         return target
-    try:
-        torch.hub.load_state_dict_from_url(member.url, progress=False, check_hash=True, weights_only=True)
-    except (urllib.error.URLError, OSError) as error:
+    try:  # torch.hub's own download, without the "Downloading: ..." line load_state_dict_from_url always prints
+        folder.mkdir(parents=True, exist_ok=True)
+        prefix = torch.hub.HASH_REGEX.search(target.name)
+        torch.hub.download_url_to_file(member.url, str(target), prefix.group(1) if prefix else None, progress=False)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:  # RuntimeError: the download does not match its hash
         raise ModelLoadError(
             f"cannot download torchvision weights {spec.architecture}:{spec.weights.name} "
             f"({getattr(error, 'reason', error)}); offline, fetch {member.url} elsewhere and put it in {folder}, "

@@ -19,6 +19,7 @@ point passes at once. A test waits for the marker, kills the process it names
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def pause_point(name: str) -> None:
     if not points or name not in points.split(","):
         return
     folder = Path(os.environ.get("GEOSAL_PAUSE_DIR", "."))
-    draft = folder / f".{name}.{os.getpid()}"
+    draft = folder / f".{name}.{os.getpid()}.{threading.get_ident()}"
     draft.write_text(str(os.getpid()))
     try:
         os.link(draft, folder / name)  # atomic: exactly one process pauses, and its marker is complete when seen

@@ -71,13 +71,16 @@ class Pauses:
         (self.folder / point).unlink()
         (self.folder / f"{point}.release").unlink()
 
-    def wait(self, point: str, timeout: float = 120) -> int:
-        """The pid of the process paused at ``point``."""
+    def wait(self, point: str, timeout: float = 120, cli: Cli | None = None) -> int:
+        """The pid of the process paused at ``point`` (failing early, with its output, when ``cli`` ends first)."""
         marker = self.folder / point
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if marker.exists():
                 return int(marker.read_text())
+            if cli is not None and cli.process.poll() is not None:
+                code, out, err = cli.finish()
+                raise AssertionError(f"the command ended ({code}) before the pause point {point}:\n{out}\n{err}")
             time.sleep(0.02)
         raise AssertionError(f"nothing reached the pause point {point} within {timeout} s")
 

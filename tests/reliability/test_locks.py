@@ -29,7 +29,7 @@ def paused_cli(args: list[str], folder: Path, point: str = "statistics") -> tupl
     pauses = Pauses(folder)
     pauses.arm(point)
     cli = Cli(args, env=process_env(folder))
-    return cli, pauses.wait(point)
+    return cli, pauses.wait(point, cli=cli)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
