@@ -178,25 +178,29 @@ class DaskExecutor:
                 watch.progress()
                 for future in finished:
                     index = running.pop(future)
-                    result = self._result(future, stage, job)
+                    result = self._result(future, stage, job, watch)
                     future.release()
                     fill()
                     yield index, unwrap(result)
 
-    def _result(self, future: Future, stage: str, job: SceneJob) -> Any:
-        """The future's result, with cluster failures as one-line errors."""
-        try:
-            return future.result()
-        except KilledWorker:
-            raise ClusterError(
-                f"a {stage} task of {job.name} was running on each of the workers that died "
-                f"(distributed.scheduler.allowed-failures: {dask.config.get('distributed.scheduler.allowed-failures')}); "
-                "the partial output is kept: rerun with --resume"
-            ) from None
-        except (CancelledError, CommClosedError, OSError):
-            if self.client.status != "running":
-                raise lost_scheduler(self.client) from None
-            raise
+    def _result(self, future: Future, stage: str, job: SceneJob, watch: _WorkerWatch) -> Any:
+        """The future's result, with cluster failures as one-line errors. A result held by a worker that died
+        meanwhile is computed again, so fetching it is watched like waiting for it."""
+        while True:
+            try:
+                return future.result(timeout=POLL_S)
+            except TimeoutError:
+                watch.check()
+            except KilledWorker:
+                raise ClusterError(
+                    f"a {stage} task of {job.name} was running on each of the workers that died "
+                    f"(distributed.scheduler.allowed-failures: {dask.config.get('distributed.scheduler.allowed-failures')}); "
+                    "the partial output is kept: rerun with --resume"
+                ) from None
+            except (CancelledError, CommClosedError, OSError):
+                if self.client.status != "running":
+                    raise lost_scheduler(self.client) from None
+                raise
 
     def usable_workers(self, resources: dict[str, int] | None) -> int:
         """Workers that can run a task asking for ``resources`` (all of them when None)."""

@@ -65,6 +65,17 @@ def test_enormous_declared_size_is_refused_in_bounded_memory(huge_scene, tmp_pat
     assert not out.exists()
 
 
+def test_huge_internal_blocks_are_refused(tmp_path, capsys):
+    """Strips of 100,000 x 4,000 px (1.1 GiB decoded each, 400 bytes on disk): any read would decode a whole strip."""
+    path = tmp_path / "strips.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100_000, height=8_000, count=3, dtype="uint8", crs="EPSG:32633",
+                       transform=from_origin(500000, 5000000, 1, 1), blockysize=4_000, compress="deflate", sparse_ok=True):
+        pass
+    code = main(["run", str(path), str(tmp_path / "out"), *IN_PROCESS])
+    assert_refused(code, capsys.readouterr().err, tmp_path / "out", "internal blocks of 100,000 x 4,000 px (1.1 GiB each",
+                   "retile")
+
+
 @pytest.mark.parametrize("option, value, figure", [
     ("--halo", "1048576", "1048576 px halo"),
     ("--batch-size", "1000000", "1000000 per batch"),
