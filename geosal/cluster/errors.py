@@ -8,4 +8,4 @@ class ClusterError(GeosalError, RuntimeError):
 
 
 class ClusterLostError(ClusterError):
-    """The connection to the scheduler is gone: nothing more can run on this cluster (an archive stops)."""
+    """Nothing more can run on this cluster: the scheduler is gone, or no worker joined in time (an archive stops)."""

@@ -16,9 +16,10 @@ Failures, and what each becomes:
   from the scheduler;
 - no worker left (or none with the ``GPU`` resource a task needs): the run
   says so on the console and waits up to ``worker_wait_s`` for one to join,
-  then fails with a :class:`~geosal.cluster.errors.ClusterError`;
-- the scheduler is lost, or a task killed worker after worker
-  (``distributed.scheduler.allowed-failures``): a ``ClusterError``;
+  then fails with a :class:`~geosal.cluster.errors.ClusterLostError`;
+- the scheduler is lost: a ``ClusterLostError``;
+- a task killed worker after worker (``distributed.scheduler.allowed-failures``):
+  a :class:`~geosal.cluster.errors.ClusterError`;
 - a user-caused error inside a task: that error, raised here
   (:mod:`geosal.pipeline.failures`).
 
@@ -241,7 +242,7 @@ class _WorkerWatch:
             executor.notify(f"no {kind} left: {self.what} waits up to {executor.worker_wait_s:g} s for one to join "
                             "(compute.worker_wait_s)")
         elif now - self.since > executor.worker_wait_s:
-            raise ClusterError(f"no {kind} joined within {executor.worker_wait_s:g} s (compute.worker_wait_s); "
+            raise ClusterLostError(f"no {kind} joined within {executor.worker_wait_s:g} s (compute.worker_wait_s); "
                                "the partial output is kept: start workers, then rerun with --resume")
 
     def progress(self) -> None:

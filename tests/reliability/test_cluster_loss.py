@@ -3,6 +3,7 @@ and ``--resume`` on a new or repopulated cluster finishes with the clean run's o
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -83,3 +84,23 @@ def test_last_worker_gone_then_one_comes_back(cluster, reference, archive, tiny_
     assert any("is back" in line for line in error_lines(err)), err
     assert "Traceback" not in err, err
     assert_identical(out / SCENE, reference / SCENE)
+
+
+def test_archive_stops_when_the_cluster_is_lost(cluster, archive, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    cluster.ensure_workers()
+    cluster.pauses.arm("pass1")
+    cli = Cli(["submit", str(archive), str(out), "--scheduler", cluster.address, "--max-scenes-in-flight", "1",
+               "--worker-wait", "1", *model_options(tiny_model)])
+    cluster.pauses.wait("pass1")
+    cluster.kill_worker("w1")
+    cluster.kill_worker("w2")
+    code, _, err = cli.finish()
+    cluster.ensure_workers()
+    assert code == 2, err
+    assert error_lines(err)[-1].startswith("geosal: error: no Dask worker joined within 1 s"), err
+    assert "Traceback" not in err, err
+    records = {r["name"]: r for r in json.loads((out / "summary.json").read_text())["scenes"]}
+    assert [r["status"] for r in records.values()] == ["failed", "failed"]
+    assert sorted(r["error"].startswith("not started: ") for r in records.values()) == [False, True]
+    assert not list(out.glob(".*lock"))
