@@ -84,7 +84,7 @@ class Grid:
 
     def pixel(self, x: float, y: float) -> tuple[int, int] | None:
         """``(row, col)`` of the pixel containing map coordinates ``(x, y)``, or None outside the grid."""
-        col, row = ~self.transform * (x, y)
+        col, row = ~self.transform @ (x, y)
         row, col = math.floor(row), math.floor(col)
         if 0 <= row < self.height and 0 <= col < self.width:
             return row, col

@@ -279,7 +279,7 @@ class SceneOutput:
                 return Affine(*record["transform"][:6]), height, width
         first = self.scales[0]  # every scale grid is the working grid downsampled by its stride
         grid = self._grid(scale_array(first.index))
-        return grid.transform * Affine.scale(1 / first.stride), height, width
+        return grid.transform @ Affine.scale(1 / first.stride), height, width
 
     def block_boxes(self) -> list[tuple[float, float, float, float]]:
         """Each block's ``(min_x, min_y, max_x, max_y)`` in CRS units, row-major (as the pipeline numbers them)."""
@@ -292,8 +292,8 @@ class SceneOutput:
         boxes = []
         for index in range(n_blocks):
             row, col = (index // cols) * block, (index % cols) * block
-            x0, y0 = transform * (col, row)
-            x1, y1 = transform * (min(col + block, width), min(row + block, height))
+            x0, y0 = transform @ (col, row)
+            x1, y1 = transform @ (min(col + block, width), min(row + block, height))
             boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
         return boxes
 
