@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from tests.paths import SCENES
 FAST = ["--scheduler", "in-process", "--tile", "128", "--halo", "32", "--block-tiles", "1"]
 SINGLE = "las_vegas_pan_uint16_epsg4326"
 ARCHIVE_SCENES = ("colorado_hro_15cm_small", "florida_neon_10cm_nodata255", "netherlands_25cm_tiled")
-CHROMIUM = Path(os.environ.get("GEOSAL_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = Path(os.environ.get("GEOSAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
