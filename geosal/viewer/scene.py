@@ -27,7 +27,7 @@ import zarr
 from affine import Affine
 from scipy.special import erf
 
-from geosal.raster.store import COMBINED, DONE, FAST_CAM, LOVI, PREVIEW, STATS, VALID, scale_array
+from geosal.raster.store import CAM, COMBINED, DONE, FAST_CAM, LOVI, PREVIEW, STATS, VALID, scale_array
 from geosal.viewer.errors import NotFound, ViewerError
 from geosal.viewer.grids import Grid
 from geosal.viewer.sources import CogSource, ZarrSource
@@ -367,6 +367,12 @@ class SceneOutput:
         for name in (COMBINED, FAST_CAM):
             if name in self.names:
                 values[name] = _json_float(self._value(name, x, y))
+        if CAM in self.names:  # the raw Grad-CAM map of Fast-CAM's class, normalised with the statistics after the scales'
+            cam = self._value(CAM, x, y)
+            k = len(self.scales)
+            values[CAM] = _json_float(cam)
+            values[f"{CAM}_normalised"] = None if cam is None or statistics is None or k >= len(statistics.mean) else \
+                _json_float(float(normalise(np.float32(cam), statistics.mean[k], statistics.std[k])))
         if VALID in self.names:
             valid = self._value(VALID, x, y)
             values[VALID] = None if valid is None else bool(valid)

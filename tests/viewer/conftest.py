@@ -3,6 +3,7 @@
 - ``single``: ``geosal run`` of the EPSG:4326, 16-bit Las Vegas scene;
 - ``archive``: ``geosal submit`` of three scenes in three CRSs (one with
   nodata, one in EPSG:28992) and a truncated file that fails;
+- ``fast_cam``: ``geosal run --fast-cam-class`` of the small Colorado scene;
 
 both in-process with small tiles (128 px, halo 32, one tile per block), the
 shipped model. The printed output of both commands is kept for the tests of
@@ -29,6 +30,7 @@ from tests.paths import SCENES
 
 FAST = ["--scheduler", "in-process", "--tile", "128", "--halo", "32", "--block-tiles", "1"]
 SINGLE = "las_vegas_pan_uint16_epsg4326"
+FAST_CAM_SCENE = "colorado_hro_15cm_small"
 ARCHIVE_SCENES = ("colorado_hro_15cm_small", "florida_neon_10cm_nodata255", "netherlands_25cm_tiled")
 CHROMIUM = Path(os.environ.get("GEOSAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -41,6 +43,7 @@ class Outputs:
 
     single: Path
     archive: Path
+    fast_cam: Path
     run_stdout: str
     submit_stdout: str
     submit_code: int
@@ -66,7 +69,11 @@ def outputs(tmp_path_factory) -> Outputs:
     data = (SCENES / "naip_rgbn_5m_nodata0.tif").read_bytes()
     (archive / "truncated.tif").write_bytes(data[: len(data) // 3])
     submit_code, submit_stdout = run_quietly(["submit", str(archive), str(root / "archive"), *FAST])
-    return Outputs(root / "single" / SINGLE, root / "archive", run_stdout, submit_stdout, submit_code)
+    colorado = SCENES / f"{FAST_CAM_SCENE}.tif"
+    code, printed = run_quietly(["run", str(colorado), str(root / "fast_cam"), *FAST, "--fast-cam-class", "buildings"])
+    assert code == 0, printed
+    return Outputs(root / "single" / SINGLE, root / "archive", root / "fast_cam" / FAST_CAM_SCENE, run_stdout, submit_stdout,
+                   submit_code)
 
 
 @dataclass

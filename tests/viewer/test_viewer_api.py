@@ -18,7 +18,7 @@ from geosal.raster.colormaps import apply_colormap, colormap
 from geosal.saliency.lovi import lovi
 from geosal.saliency.normalize import normal_cdf
 from geosal.viewer import Catalog, ViewerError, serving
-from tests.viewer.conftest import ARCHIVE_SCENES, SINGLE, http_get
+from tests.viewer.conftest import ARCHIVE_SCENES, FAST_CAM_SCENE, SINGLE, http_get
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +198,29 @@ def test_point_values_equal_the_zarr_store(outputs, server, scenes, scene_id):
                 assert scale["normalised"] == pytest.approx(expected, abs=1e-6)
     if not valid.all():
         assert answer["values"]["combined"] is None and answer["values"]["valid"] is False
+
+
+def test_fast_cam_is_a_layer_and_a_value(outputs):
+    store = zarr.open_group(str(outputs.fast_cam / "saliency.zarr"), mode="r")
+    statistics, grids = store.attrs["scene_statistics"], store.attrs["grids"]
+    with serving([outputs.fast_cam]) as server:
+        scene = get(server, f"api/scenes/{FAST_CAM_SCENE}").json()
+        layer = next(layer for layer in scene["layers"] if layer["id"] == "fast_cam")
+        assert layer["origin"] == "cog" and layer["title"] == "Fast-CAM (buildings)"
+        values = npy(get(server, f"api/scenes/{FAST_CAM_SCENE}/tiles/fast_cam/0/0/0.npy"))[0]
+        stored = store["fast_cam"][:]
+        np.testing.assert_array_equal(values[:stored.shape[0], :stored.shape[1]], stored)
+        x0, y0, x1, y1 = scene["bounds"]
+        x, y = x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0)
+        point = get(server, f"api/scenes/{FAST_CAM_SCENE}/point?x={x!r}&y={y!r}").json()
+    row, col = pixel_of(next(g for g in grids.values() if "combined" in g["arrays"])["transform"], x, y)
+    assert point["values"]["fast_cam"] == pytest.approx(float(stored[row, col]), abs=0)
+    r, c = pixel_of(grids["cam"]["transform"], x, y)
+    cam = float(store["cam"][r, c])
+    assert point["values"]["cam"] == pytest.approx(cam, abs=0)
+    k = len(store.attrs["strides"])  # the CAM's statistics follow the scales'
+    expected = normal_cdf(torch.tensor([[[cam]]]), mean=statistics["mean"][k], std=statistics["std"][k]).item()
+    assert point["values"]["cam_normalised"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_legends_show_the_colormaps_and_how_lovi_colours(server):

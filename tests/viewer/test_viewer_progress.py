@@ -17,6 +17,7 @@ from tests.viewer.conftest import http_get
 
 SCENE = SCENES / "manila_oam_10cm.tif"  # 504 x 504 working pixels: 4 x 4 blocks of 128 px
 NAME = "manila_oam_10cm"
+DASHBOARD = "http://127.0.0.1:8787/status"
 
 
 class Run:
@@ -54,7 +55,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(run):
-    with serving([run.out / NAME], refresh_seconds=0.3) as running:  # OUT/NAME: not there yet, its partial folder is
+    with serving([run.out / NAME], refresh_seconds=0.3, dashboard=DASHBOARD) as running:  # OUT/NAME: only its partial folder is there
         yield running
 
 
@@ -70,7 +71,7 @@ def tile(server, path) -> np.ndarray:
 
 def test_a_run_in_progress_is_served_from_its_partial_store(run, server):
     described = scene(server)
-    assert described["status"] == "running"
+    assert described["status"] == "running" and described["dashboard"] == DASHBOARD
     assert described["progress"] == {"blocks": 16, "pass1_done": 2, "pass2_done": 0}
     assert {layer["origin"] for layer in described["layers"]} == {"zarr"}
     stats = zarr.open_array(str(run.store), path="pass1_stats", mode="r")[:][[0, 5]].sum(axis=0)  # [scale, stat]
@@ -109,6 +110,7 @@ def test_the_page_follows_the_run(browser, run, server, screenshots):
     page.goto(server.url)
     page.wait_for_function("document.body.dataset.ready === 'true'", timeout=30_000)
     assert page.locator("#status").text_content() == "in progress"
+    assert page.locator("#dashboard").is_visible() and page.locator("#dashboard").get_attribute("href") == DASHBOARD
     assert "pass 1: 3 / 16 blocks" in page.locator("#progress").text_content()
     assert page.evaluate("() => app.blocksLayer.getSource().getFeatures().filter((f) => f.get('pass1')).length") == 3
     page.locator("#overlay-list label[data-layer=scale_1] input").check()

@@ -134,9 +134,9 @@ function clearMap() {
   app.map.updateSize();
 }
 
-function startTimer(callback) {
+function startTimer(callback, slower = 1) {
   stopTimer();
-  const seconds = Math.max(0.5, app.info.refresh_seconds || 2);
+  const seconds = Math.max(0.2, app.info.refresh_seconds || 2) * slower;
   app.timer = window.setInterval(callback, seconds * 1000);
 }
 
@@ -206,17 +206,21 @@ function showArchive(generation) {
   }
   app.map.render();
   if (!source.getFeatures().length) setReady(true);
-  startTimer(async () => {
+  const signature = (scenes) => JSON.stringify(scenes.map((s) => [s.id, s.status, s.version, s.quicklook, s.error]));
+  startTimer(async () => {  // an archive being computed: scenes appear, progress, finish
     try {
       const scenes = await getJSON('/api/scenes');
       if (generation !== app.generation) return;
+      const changed = signature(scenes) !== signature(app.scenes);
       app.scenes = scenes;
-      renderSceneList();
-      updateFootprints();
+      if (changed) {
+        renderSceneList();
+        updateFootprints();
+      }
     } catch (error) {
       showMessage(error.message);
     }
-  });
+  }, 2.5);
 }
 
 function updateFootprints() {
@@ -740,6 +744,7 @@ function renderPoint(point, scene) {
   };
   addRow('point-combined', 'combined', values.combined, formatNumber(values.combined));
   if ('fast_cam' in values) addRow('point-fast_cam', 'Fast-CAM', values.fast_cam, formatNumber(values.fast_cam));
+  if ('cam_normalised' in values) addRow('point-cam', 'Grad-CAM (normalised)', values.cam_normalised, formatNumber(values.cam_normalised));
   if ('valid' in values) addRow('point-valid', 'valid data', values.valid, values.valid === null ? '—' : values.valid ? 'yes' : 'no (nodata)');
   if (values.lovi) {
     const [r, g, b, a] = values.lovi;
