@@ -196,7 +196,11 @@ class ViewerApi:
 def _newest_write(output: SceneOutput) -> float:
     """Seconds since the epoch of the latest change in the store (its array folders' modification times)."""
     newest = 0.0
-    for path in [output.store, *output.store.iterdir()]:
+    try:
+        paths = [output.store, *output.store.iterdir()]
+    except OSError:
+        return newest
+    for path in paths:
         try:
             newest = max(newest, path.stat().st_mtime)
         except OSError:

@@ -219,13 +219,15 @@ class SceneOutput:
         """A short token that changes whenever anything in the output changes (chunks written, blocks done,
         metadata, COGs): the modification times of the store's array folders and of the COGs."""
         stamps = []
-        with os.scandir(self.store) as entries:
-            for entry in entries:
-                stamps.append(f"{entry.name}:{entry.stat().st_mtime_ns}")
-        for name in sorted(self.layers):
-            cog = self.folder / f"{name}.tif"
-            if self.complete and cog.is_file():
-                stamps.append(f"{cog.name}:{cog.stat().st_mtime_ns}")
+        try:
+            with os.scandir(self.store) as entries:
+                stamps += [f"{entry.name}:{entry.stat().st_mtime_ns}" for entry in entries]
+            for name in sorted(self.layers):
+                cog = self.folder / f"{name}.tif"
+                if self.complete and cog.is_file():
+                    stamps.append(f"{cog.name}:{cog.stat().st_mtime_ns}")
+        except FileNotFoundError:  # renamed or replaced under us: the catalog opens it afresh on the next request
+            stamps.append("moved")
         stamps.sort()
         return hashlib.blake2s("|".join([str(self.folder), *stamps]).encode(), digest_size=6).hexdigest()
 

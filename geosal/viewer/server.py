@@ -85,32 +85,44 @@ class _Handler(tornado.web.RequestHandler):
 
 
 class InfoHandler(_Handler):
+    """``GET /api/info``."""
+
     async def get(self) -> None:
         self.send_json(await self.call(self.api.info))
 
 
 class ScenesHandler(_Handler):
+    """``GET /api/scenes``."""
+
     async def get(self) -> None:
         self.send_json(await self.call(self.api.scenes))
 
 
 class SceneHandler(_Handler):
+    """``GET /api/scenes/{id}``."""
+
     async def get(self, scene_id: str) -> None:
         self.send_json(await self.call(self.api.scene, scene_id))
 
 
 class PointHandler(_Handler):
+    """``GET /api/scenes/{id}/point?x=..&y=..``."""
+
     async def get(self, scene_id: str) -> None:
         query = self.query()
         self.send_json(await self.call(self.api.point, scene_id, query.get("x"), query.get("y")))
 
 
 class BlocksHandler(_Handler):
+    """``GET /api/scenes/{id}/blocks``."""
+
     async def get(self, scene_id: str) -> None:
         self.send_json(await self.call(self.api.blocks, scene_id))
 
 
 class TileHandler(_Handler):
+    """``GET /api/scenes/{id}/tiles/{layer}/{z}/{x}/{y}.png|.npy``: cacheable when it names the current version."""
+
     async def get(self, scene_id: str, layer: str, z: str, x: str, y: str, fmt: str) -> None:
         body, current = await self.call(self.api.tile, scene_id, layer, int(z), int(x), int(y), fmt, self.query())
         self.set_header("Content-Type", "image/png" if fmt == "png" else "application/octet-stream")
@@ -120,6 +132,8 @@ class TileHandler(_Handler):
 
 
 class QuicklookHandler(_Handler):
+    """``GET /api/scenes/{id}/quicklook.png``."""
+
     async def get(self, scene_id: str) -> None:
         path = await self.call(self.api.quicklook, scene_id)
         self.set_header("Content-Type", "image/png")
@@ -128,6 +142,8 @@ class QuicklookHandler(_Handler):
 
 
 class LegendHandler(_Handler):
+    """``GET /api/legends/{name}.png``."""
+
     async def get(self, name: str) -> None:
         body = await self.call(self.api.legend, name, self.query())
         self.set_header("Content-Type", "image/png")
@@ -135,6 +151,8 @@ class LegendHandler(_Handler):
 
 
 class MissingHandler(_Handler):
+    """Anything else: a JSON 404."""
+
     async def get(self, *args) -> None:
         self.fail(404, f"no such page or API endpoint: {self.request.path}")
 

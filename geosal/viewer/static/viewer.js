@@ -267,7 +267,9 @@ function renderSceneList() {
       element('span', { class: `badge ${scene.status}`, text: scene.status === 'running' ? 'in progress' : scene.status }),
       element('div', { class: 'meta', text: meta }));
     if (scene.status === 'failed' && scene.error) item.append(element('div', { class: 'error', text: progressText(scene) }));
+    item.tabIndex = 0;
     item.addEventListener('click', () => { location.hash = `#/scene/${encodeURIComponent(scene.id)}`; });
+    item.addEventListener('keydown', (event) => { if (event.key === 'Enter') item.click(); });
     list.append(item);
   }
 }
