@@ -37,6 +37,17 @@ def decode(raw: np.ndarray, scale: float = 1.0, offset: float = 0.0, nodata: flo
     return values
 
 
+MAX_DECIMATED_BYTES = 256 * 2**20
+"""A decimated Zarr read (factor > 1) decompresses at most about this many bytes of chunks ..."""
+MAX_DECIMATED_CHUNKS = 4096
+"""... and opens at most this many chunks; beyond either it samples more sparsely (see :meth:`ZarrSource.read`)."""
+
+
+def _chunks_touched(start: int, stop: int, step: int, chunk: int) -> int:
+    """How many chunks of side ``chunk`` the indices ``start:stop:step`` fall in."""
+    return int(np.unique(np.arange(start, stop, step) // chunk).size)
+
+
 class ZarrSource:
     """A 2-D ``[y, x]`` or 3-D ``[band, y, x]`` array of the store, on ``grid``.
 
@@ -47,7 +58,8 @@ class ZarrSource:
 
     origin = "zarr"
 
-    def __init__(self, array: zarr.Array, grid: Grid):
+    def __init__(self, array: zarr.Array, grid: Grid, max_bytes: int = MAX_DECIMATED_BYTES,
+                 max_chunks: int = MAX_DECIMATED_CHUNKS):
         if tuple(array.shape[-2:]) != (grid.height, grid.width):
             raise ValueError(f"{array.path}: shape {array.shape} does not match its grid {grid.height} x {grid.width}")
         self.array = array
@@ -59,13 +71,33 @@ class ZarrSource:
         fill = attrs.get("_FillValue", attrs.get("missing_value", array.fill_value))
         self.nodata = None if fill is None else float(fill)
         self.decoded = np.issubdtype(array.dtype, np.floating) or "scale_factor" in attrs or "add_offset" in attrs
+        self.max_bytes = max_bytes
+        self.max_chunks = max_chunks
 
     def read(self, row: int, col: int, factor: int, size: int) -> np.ndarray:
-        """``[bands, rows, cols]``: grid pixels ``row, row + factor, ...`` (at most ``size``, within the grid), same for columns."""
-        rows = slice(row, min(row + size * factor, self.grid.height), factor)
-        cols = slice(col, min(col + size * factor, self.grid.width), factor)
-        raw = np.asarray(self.array[..., rows, cols])
+        """``[bands, rows, cols]``: grid pixels ``row, row + factor, ...`` (at most ``size``, within the grid), same for columns.
+
+        Zarr has no overviews: a decimated read decompresses every chunk its
+        pixels fall in. When that would exceed ``max_bytes`` or ``max_chunks``
+        (a coarse tile of a large scene still being computed), the pixels are
+        taken ``2, 4, ...`` times more sparsely and each repeated to fill its
+        place, so a coarse tile costs a bounded time; ``factor`` 1 always reads every pixel.
+        """
+        row_end, col_end = min(row + size * factor, self.grid.height), min(col + size * factor, self.grid.width)
+        chunk_rows, chunk_cols = self.array.chunks[-2:]
+        chunk_bytes = int(np.prod(self.array.chunks)) * self.array.dtype.itemsize
+        step = factor
+        while factor > 1 and step < max(self.grid.height, self.grid.width):
+            chunks = _chunks_touched(row, row_end, step, chunk_rows) * _chunks_touched(col, col_end, step, chunk_cols)
+            if chunks <= self.max_chunks and chunks * chunk_bytes <= self.max_bytes:
+                break
+            step *= 2
+        raw = np.asarray(self.array[..., row:row_end:step, col:col_end:step])
         raw = raw.reshape(self.bands, *raw.shape[-2:])
+        if step > factor:
+            repeat = step // factor
+            raw = np.repeat(np.repeat(raw, repeat, axis=-2), repeat, axis=-1)
+            raw = raw[:, :-(-(row_end - row) // factor), :-(-(col_end - col) // factor)]
         return decode(raw, self.scale, self.offset, self.nodata) if self.decoded else raw
 
     def value(self, row: int, col: int) -> np.ndarray:

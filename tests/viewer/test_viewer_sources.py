@@ -97,3 +97,18 @@ def test_cog_values_are_decoded_as_gdal_declares_them(tmp_path):
     with rasterio.open(path, OVERVIEW_LEVEL=1) as overview:  # factor 4
         np.testing.assert_allclose(coarse[:-13, :-13], overview.read(1)[:-13, :-13] * 0.001 - 1.0, atol=1e-6)
     assert math.isnan(coarse[-1, -1])
+
+
+def test_coarse_zarr_reads_of_many_chunks_sample_more_sparsely(tmp_path):
+    values = np.arange(512 * 384, dtype=np.float32).reshape(512, 384)
+    root = zarr.open_group(str(tmp_path / "m.zarr"), mode="w", zarr_format=2)
+    root.create_array("m", shape=values.shape, chunks=(32, 32), dtype="f4", fill_value=np.nan)[:] = values
+    grid = Grid.from_gdal(values.shape, (1, 0, 0, 0, -1, 0))
+    bounded = ZarrSource(zarr.open_group(str(tmp_path / "m.zarr"), mode="r")["m"], grid, max_chunks=16)
+    np.testing.assert_array_equal(bounded.read(0, 0, 1, 256)[0], values[:256, :256])  # full resolution: every pixel
+    # every 2nd pixel falls in all 16 x 12 chunks: too many; every 128th in 4 x 3, each repeated 64 times
+    coarse = bounded.read(0, 0, 2, 256)[0]
+    assert coarse.shape == (256, 192)
+    np.testing.assert_array_equal(coarse, np.repeat(np.repeat(values[::128, ::128], 64, axis=0), 64, axis=1))
+    unbounded = ZarrSource(bounded.array, grid)
+    np.testing.assert_array_equal(unbounded.read(0, 0, 2, 256)[0], values[::2, ::2])
