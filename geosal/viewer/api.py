@@ -115,7 +115,7 @@ class ViewerApi:
         base = f"/api/scenes/{quote(scene_id)}"
         described = {
             "id": layer.id, "title": layer.title, "kind": layer.kind, "description": layer.description,
-            "origin": layer.source.origin, "grid": grid.to_dict(),
+            "origin": layer.source.origin, "array": layer.array, "grid": grid.to_dict(),
             "tiles": grid.tile_matrix() | {"url": f"{base}/tiles/{quote(layer.id)}/{{z}}/{{x}}/{{y}}.png?v={version}"},
             "range": list(layer.value_range) if layer.value_range else None,
             "colormap": DEFAULT_COLORMAP if layer.kind == "values" else None,

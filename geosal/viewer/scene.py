@@ -128,8 +128,10 @@ class SceneOutput:
             raise ViewerError(f"{self.store}: not a geosal saliency store (no {COMBINED!r} array or 'grids' attribute)")
         self.crs = self._crs()
         self.layers = self._layers()
-        self.grid = self.layers[COMBINED].source.grid if COMBINED in self.layers else self._grid(COMBINED)
+        self.grid = self.layers[COMBINED].source.grid
+        """The combined map's grid as served (its COG's once complete): the scene's extent."""
         self.value_grid = self._grid(COMBINED)
+        """The combined map's grid in the store, where point values are read."""
         self._lock = threading.Lock()
         self._progress: tuple[str, Progress] | None = None
         self.crs_description = self._crs_description()
@@ -363,7 +365,7 @@ class SceneOutput:
         pixel = self.value_grid.pixel(x, y)
         if pixel is None:
             x0, y0, x1, y1 = self.value_grid.bounds
-            raise NotFound(f"point ({x:g}, {y:g}) is outside the scene (x {x0:g} to {x1:g}, y {y0:g} to {y1:g})")
+            raise NotFound(f"point ({x:.10g}, {y:.10g}) is outside the scene (x {x0:.10g} to {x1:.10g}, y {y0:.10g} to {y1:.10g})")
         statistics = self.progress().statistics
         values: dict[str, object] = {}
         for name in (COMBINED, FAST_CAM):
