@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import geosal
@@ -101,7 +100,7 @@ class ViewerApi:
             statistics=None if progress.statistics is None else {
                 "mean": list(progress.statistics.mean), "std": list(progress.statistics.std),
                 "count": list(progress.statistics.count), "provisional": progress.statistics.provisional},
-            quicklook=f"/api/scenes/{quote(entry.id)}/quicklook.png" if (output.folder / "quicklook.png").is_file() else None,
+            quicklook=f"/api/scenes/{quote(entry.id)}/quicklook" if output.quicklook else None,
             idle_seconds=max(0.0, time.time() - _newest_write(output)),
             run={key: attrs.get(key) for key in ("statistic", "weights", "tile", "halo", "block", "notes", "completed",
                                                  "geosal_version")} | {"model": _model_summary(attrs.get("model"))},
@@ -173,13 +172,13 @@ class ViewerApi:
                                             "pass2": bool(progress.pass2[index])}})
         return {"type": "FeatureCollection", "features": features}
 
-    def quicklook(self, scene_id: str) -> Path:
-        """``GET /api/scenes/{id}/quicklook.png``: the scene's ``quicklook.png`` (written when a run completes)."""
+    def quicklook(self, scene_id: str) -> tuple[bytes, str]:
+        """``GET /api/scenes/{id}/quicklook``: the scene's quicklook image (written when a run completes) and its type."""
         _, output = self._output(scene_id)
-        path = output.folder / "quicklook.png"
-        if not path.is_file():
+        path = output.quicklook
+        if path is None:
             raise NotFound(f"scene {scene_id!r} has no quicklook yet")
-        return path
+        return path.read_bytes(), "image/png" if path.suffix == ".png" else "image/jpeg"
 
     @staticmethod
     def legend(name: str, query: dict[str, str]) -> bytes:

@@ -35,6 +35,7 @@ from geosal.viewer.sources import CogSource, ZarrSource
 SCENE = "scene"
 """Layer id of the scene as the model saw it (the store's ``preview``)."""
 STORE = "saliency.zarr"
+QUICKLOOKS = ("quicklook.jpg", "quicklook.png")
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,12 @@ class SceneOutput:
             return Grid.from_gdal(shape, (a, b, c, d, e, f))
         raise ViewerError(f"{self.store}: no grid recorded for {name!r}")
 
-    def _source(self, name: str) -> ZarrSource | CogSource:
+    def _source(self, name: str) -> ZarrSource | CogSource | None:
+        """The COG ``name.tif`` of a complete scene, else the store's array ``name``, else None."""
         cog = self.folder / f"{name}.tif"
         if self.complete and cog.is_file():
             return CogSource(cog)
-        return ZarrSource(self.group[name], self._grid(name))
+        return ZarrSource(self.group[name], self._grid(name)) if name in self.names else None
 
     def _layers(self) -> dict[str, Layer]:
         layers: dict[str, Layer] = {}
@@ -178,8 +180,9 @@ class SceneOutput:
         layers[COMBINED] = Layer(COMBINED, "Combined saliency", "values", COMBINED, self._source(COMBINED),
                                  f"Weighted mean of the normalised {statistic} maps of every scale (Eq. 3): "
                                  "0 least, 1 most salient.", (0.0, 1.0))
-        if LOVI in self.names:
-            layers[LOVI] = Layer(LOVI, "LOVI (all scales)", "rgba", LOVI, self._source(LOVI),
+        lovi = self._source(LOVI)  # in the COG only, in current stores: there once the run completes
+        if lovi is not None:
+            layers[LOVI] = Layer(LOVI, "LOVI (all scales)", "rgba", LOVI, lovi,
                                  "Hue = which scale responds (its centre of mass over the scales), saturation = how "
                                  "much one scale dominates, value = the strongest normalised response.")
         for scale in self.scales:
@@ -194,6 +197,14 @@ class SceneOutput:
                                      self._source(FAST_CAM),
                                      f"The combined map times the Grad-CAM map of class {self.fast_cam_class}.", (0.0, 1.0))
         return layers
+
+    @property
+    def quicklook(self) -> Path | None:
+        """The quicklook image a completed run wrote (``quicklook.jpg``, or ``quicklook.png`` before), if any."""
+        for name in QUICKLOOKS:
+            if (self.folder / name).is_file():
+                return self.folder / name
+        return None
 
     @property
     def scales(self) -> list[ScaleInfo]:
@@ -380,8 +391,10 @@ class SceneOutput:
         if VALID in self.names:
             valid = self._value(VALID, x, y)
             values[VALID] = None if valid is None else bool(valid)
-        if LOVI in self.names:
-            values[LOVI] = self._values(LOVI, x, y)
+        if LOVI in self.layers:
+            source = self.layers[LOVI].source
+            at = source.grid.pixel(x, y)
+            values[LOVI] = None if at is None else [int(v) for v in source.read(*at, 1, 1)[:, 0, 0]]
         if PREVIEW in self.names:
             values[SCENE] = self._values(PREVIEW, x, y)
         scales = []

@@ -132,13 +132,13 @@ class TileHandler(_Handler):
 
 
 class QuicklookHandler(_Handler):
-    """``GET /api/scenes/{id}/quicklook.png``."""
+    """``GET /api/scenes/{id}/quicklook``."""
 
     async def get(self, scene_id: str) -> None:
-        path = await self.call(self.api.quicklook, scene_id)
-        self.set_header("Content-Type", "image/png")
+        body, content_type = await self.call(self.api.quicklook, scene_id)
+        self.set_header("Content-Type", content_type)
         self.set_header("Cache-Control", "no-cache")
-        self.finish(await self.call(path.read_bytes))
+        self.finish(body)
 
 
 class LegendHandler(_Handler):
@@ -168,7 +168,7 @@ def make_application(api: ViewerApi, pool: ThreadPoolExecutor) -> tornado.web.Ap
             (scene, SceneHandler, context),
             (scene + r"/point", PointHandler, context),
             (scene + r"/blocks", BlocksHandler, context),
-            (scene + r"/quicklook\.png", QuicklookHandler, context),
+            (scene + r"/quicklook", QuicklookHandler, context),
             (scene + r"/tiles/([A-Za-z0-9._-]+)/(\d{1,3})/(\d{1,9})/(\d{1,9})\.(png|npy)", TileHandler, context),
             (r"/api/legends/([A-Za-z0-9_-]+)\.png", LegendHandler, context),
             (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC), "default_filename": "index.html"}),

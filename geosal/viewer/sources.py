@@ -132,8 +132,10 @@ def _dataset(path: str, stamp: tuple[int, int]) -> rasterio.io.DatasetReader:
 class CogSource:
     """A (Cloud-Optimized) GeoTIFF: its grid from the file, its overviews for coarse reads.
 
-    ``rgba`` files (an alpha band, as ``lovi.tif``) are read as stored; other
-    bands are decoded with GDAL's scale, offset and mask (nodata -> NaN).
+    An RGB image (3 bands, or 4 with alpha: ``lovi.tif``, JPEG with an internal
+    mask) is read as RGBA: its colours as stored and GDAL's mask of the dataset
+    (alpha band, internal mask or nodata) as alpha, so ``bands`` is 4. Other
+    files are decoded with GDAL's band scale, offset and mask (nodata -> NaN).
     """
 
     origin = "cog"
@@ -144,9 +146,10 @@ class CogSource:
         self.stamp = (status.st_ino, status.st_mtime_ns)
         dataset = _dataset(self.path, self.stamp)
         self.grid = Grid.from_gdal((dataset.height, dataset.width), tuple(dataset.transform)[:6])
-        self.bands = dataset.count
         self.crs_wkt = dataset.crs.to_wkt() if dataset.crs else None
-        self.rgba = dataset.count == 4 and dataset.colorinterp[3] == ColorInterp.alpha
+        colours = tuple(dataset.colorinterp[:3])
+        self.rgba = dataset.count in (3, 4) and colours == (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+        self.bands = 4 if self.rgba else dataset.count
         floating = np.issubdtype(np.dtype(dataset.dtypes[0]), np.floating)
         scaled = any(s != 1.0 for s in dataset.scales) or any(o != 0.0 for o in dataset.offsets)
         self.decoded = not self.rgba and (floating or scaled)
@@ -157,8 +160,12 @@ class CogSource:
         resampling from the overview that suits ``factor`` (the stored pixels at ``factor`` 1)."""
         dataset = _dataset(self.path, self.stamp)
         height, width = min(size * factor, self.grid.height - row), min(size * factor, self.grid.width - col)
-        shape = (self.bands, -(-height // factor), -(-width // factor))
+        shape = (dataset.count, -(-height // factor), -(-width // factor))
         window = Window(col, row, width, height)
+        if self.rgba:
+            colours = dataset.read((1, 2, 3), window=window, out_shape=(3, *shape[1:]), resampling=Resampling.nearest)
+            alpha = dataset.dataset_mask(window=window, out_shape=shape[1:], resampling=Resampling.nearest)
+            return np.concatenate([colours, alpha[None]])
         if not self.decoded:
             return dataset.read(window=window, out_shape=shape, resampling=Resampling.nearest)
         data = dataset.read(window=window, out_shape=shape, resampling=Resampling.nearest, masked=True)

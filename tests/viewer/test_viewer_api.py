@@ -10,7 +10,9 @@ import numpy as np
 import pyproj
 import pytest
 import rasterio
+import rioxarray
 import torch
+import xarray as xr
 import zarr
 from PIL import Image
 
@@ -53,6 +55,28 @@ def rgba_png(response) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(response.body)).convert("RGBA"))
 
 
+def zarr_values(folder, array) -> np.ndarray:
+    """``array`` of the scene's store as xarray decodes it (CF scale factor, fill value), ``[bands, rows, cols]``."""
+    values = xr.open_zarr(folder / "saliency.zarr")[array].values
+    return values.reshape(-1, *values.shape[-2:])
+
+
+def cog_values(path) -> np.ndarray:
+    """A COG as its reader sees it: a map decoded with GDAL's scale and mask (rioxarray), an RGB image with
+    GDAL's mask as alpha."""
+    with rasterio.open(path) as dataset:
+        if dataset.count >= 3:
+            return np.concatenate([dataset.read((1, 2, 3)), dataset.dataset_mask()[None]])
+    return rioxarray.open_rasterio(path, mask_and_scale=True).values
+
+
+def served_values(folder, layer) -> np.ndarray:
+    """What a layer's tiles should hold, from where the API says the layer comes from."""
+    if layer["origin"] == "cog":
+        return cog_values(folder / f"{layer['id']}.tif")
+    return zarr_values(folder, layer["array"])
+
+
 def test_scenes_are_listed_with_crs_bounds_layers_and_status(outputs, scenes):
     assert list(scenes) == [SINGLE, *ARCHIVE_SCENES, "truncated"]
     assert {s["status"] for i, s in scenes.items() if i != "truncated"} == {"complete"}
@@ -73,34 +97,36 @@ def test_scenes_are_listed_with_crs_bounds_layers_and_status(outputs, scenes):
 
 def test_each_layer_is_tiled_on_its_own_grid(outputs, scenes):
     scene = scenes[SINGLE]
-    store = zarr.open_group(str(outputs.single / "saliency.zarr"), mode="r")
-    grids = store.attrs["grids"]
+    grids = zarr.open_group(str(outputs.single / "saliency.zarr"), mode="r").attrs["grids"]
     for layer in scene["layers"]:
-        array = {"scene": "preview"}.get(layer["id"], layer["id"])
-        record = next(r for r in grids.values() if array in r["arrays"])
-        assert layer["grid"]["shape"] == record["shape"]
-        assert layer["grid"]["transform"] == pytest.approx(record["transform"], rel=1e-12)
-        a, e = record["transform"][0], record["transform"][4]
+        if layer["origin"] == "cog":  # the COG's grid, from the file
+            with rasterio.open(outputs.single / f"{layer['id']}.tif") as cog:
+                shape, transform = [cog.height, cog.width], list(cog.transform)[:6]
+        else:  # the store's grid of the array, from its record
+            record = next(r for r in grids.values() if layer["array"] in r["arrays"])
+            shape, transform = record["shape"], record["transform"]
+        assert layer["grid"]["shape"] == shape
+        assert layer["grid"]["transform"] == pytest.approx(transform, rel=1e-12)
+        a, e = transform[0], transform[4]
         tiles = layer["tiles"]
-        assert tiles["origin"] == pytest.approx([record["transform"][2], record["transform"][5]])
+        assert tiles["origin"] == pytest.approx([transform[2], transform[5]])
         assert tiles["resolutions"][-1] == pytest.approx(a)  # the finest level is the grid's own pixels
         assert tiles["tile_size"] == pytest.approx([256, 256 * abs(e) / a])  # non-square degrees stay pixel-aligned
-        assert 256 * 2 ** (tiles["levels"] - 1) >= max(record["shape"])  # the coarsest level is one tile
-        assert tiles["levels"] == 1 or max(record["shape"]) > 256 * 2 ** (tiles["levels"] - 2)  # and no coarser
+        assert 256 * 2 ** (tiles["levels"] - 1) >= max(shape)  # the coarsest level is one tile
+        assert tiles["levels"] == 1 or max(shape) > 256 * 2 ** (tiles["levels"] - 2)  # and no coarser
     origins = {layer["id"]: layer["origin"] for layer in scene["layers"]}
     assert origins == {"scene": "zarr", "combined": "cog", "lovi": "cog", **{f"scale_{k}": "zarr" for k in range(1, 6)}}
+    assert scene["layers"][0]["grid"]["shape"] != scene["layers"][1]["grid"]["shape"]  # the scene and the maps differ
 
 
 @pytest.mark.parametrize("scene_id", [SINGLE, "netherlands_25cm_tiled"])
 def test_finest_tiles_hold_the_stored_values(outputs, server, scenes, scene_id):
     scene = scenes[scene_id]
-    store = zarr.open_group(str(folder_of(outputs, scene_id) / "saliency.zarr"), mode="r")
-    statistics = store.attrs["scene_statistics"]
+    folder = folder_of(outputs, scene_id)
+    statistics = zarr.open_group(str(folder / "saliency.zarr"), mode="r").attrs["scene_statistics"]
     for layer in scene["layers"]:
         finest = layer["tiles"]["levels"] - 1
-        array = {"scene": "preview"}.get(layer["id"], layer["id"])
-        stored = np.asarray(store[array][:])
-        stored = stored.reshape(-1, *stored.shape[-2:])
+        stored = served_values(folder, layer)
         rows, cols = stored.shape[-2:]
         for x, y in [(0, 0), (math.ceil(cols / 256) - 1, math.ceil(rows / 256) - 1)]:
             base = f"api/scenes/{scene_id}/tiles/{layer['id']}/{finest}/{x}/{y}"
@@ -119,33 +145,41 @@ def test_finest_tiles_hold_the_stored_values(outputs, server, scenes, scene_id):
                 np.testing.assert_allclose(normalised, np.where(np.isnan(expected), np.nan, independent), atol=1e-6)
 
 
-def test_the_combined_cog_tile_equals_the_zarr_map_and_coarser_tiles_come_from_the_overviews(outputs, server):
-    combined = zarr.open_array(str(outputs.single / "saliency.zarr"), path="combined", mode="r")[:]
-    tile = npy(get(server, f"api/scenes/{SINGLE}/tiles/combined/2/1/1.npy"))[0]
-    np.testing.assert_array_equal(tile[:256, :256], combined[256:512, 256:512])
-    coarse = npy(get(server, f"api/scenes/{SINGLE}/tiles/combined/1/0/0.npy"))[0]  # factor 2: one overview level
-    with rasterio.open(outputs.single / "combined.tif", OVERVIEW_LEVEL=0) as overview:
-        overview_values = set(overview.read(1).ravel().tolist())
-    assert np.isfinite(coarse).sum() > 200 * 200
+def test_the_combined_cog_agrees_with_the_store_and_coarser_tiles_come_from_the_overviews(outputs, server, scenes):
+    combined = zarr_values(outputs.single, "combined")[0]  # 16-bit codes in the store, 8-bit in the COG
+    rows, cols = combined.shape
+    finest = next(layer for layer in scenes[SINGLE]["layers"] if layer["id"] == "combined")["tiles"]["levels"] - 1
+    tile = npy(get(server, f"api/scenes/{SINGLE}/tiles/combined/{finest}/1/1.npy"))[0][:rows - 256, :cols - 256]
+    np.testing.assert_array_equal(np.isnan(tile), np.isnan(combined[256:, 256:]))
+    assert np.nanmax(np.abs(tile - combined[256:, 256:])) <= 0.5 / 254 + 0.5 / 65534 + 1e-6  # two roundings apart
+    coarse = npy(get(server, f"api/scenes/{SINGLE}/tiles/combined/{finest - 1}/0/0.npy"))[0]  # factor 2: an overview
+    path = outputs.single / "combined.tif"
+    with rasterio.open(path) as cog, rasterio.open(path, OVERVIEW_LEVEL=0) as overview:
+        codes = overview.read(1, masked=True)  # the band scale is the full-resolution band's
+        overview_values = set((codes.compressed().astype(np.float32) * np.float32(cog.scales[0])).tolist())
+    assert np.isfinite(coarse).sum() > 150 * 150
     assert set(coarse[np.isfinite(coarse)].tolist()) <= overview_values  # nearest: only values the overview holds
-    scale_1 = zarr.open_array(str(outputs.single / "saliency.zarr"), path="scale_1", mode="r")[:]
+    scale_1 = zarr_values(outputs.single, "scale_1")[0]
     coarse_scale = npy(get(server, f"api/scenes/{SINGLE}/tiles/scale_1/0/0/0.npy?values=raw"))[0]
     np.testing.assert_array_equal(coarse_scale[:240, :195], scale_1[::2, ::2])  # Zarr: every second pixel
 
 
 def test_png_tiles_are_the_values_through_the_colormap(server, scenes):
     base = f"api/scenes/{SINGLE}/tiles"
-    values = npy(get(server, f"{base}/combined/2/3/3.npy"))[0]  # the last tile: partly outside the grid
-    png = rgba_png(get(server, f"{base}/combined/2/3/3.png?colormap=viridis&min=0.2&max=0.8"))
+    levels = {layer["id"]: layer["tiles"]["levels"] - 1 for layer in scenes[SINGLE]["layers"]}
+    last = f"{levels['combined']}/1/1"  # the last tile at the finest level: partly outside the grid
+    values = npy(get(server, f"{base}/combined/{last}.npy"))[0]
+    png = rgba_png(get(server, f"{base}/combined/{last}.png?colormap=viridis&min=0.2&max=0.8"))
     np.testing.assert_array_equal(png, apply_colormap(values, "viridis", 0.2, 0.8))
     assert (png[..., 3][np.isnan(values)] == 0).all() and (png[..., 3][np.isfinite(values)] == 255).all()
     raw = npy(get(server, f"{base}/scale_2/0/0/0.npy?values=raw"))[0]
     png = rgba_png(get(server, f"{base}/scale_2/0/0/0.png?values=raw&colormap=gray&min=2&max=12"))
     np.testing.assert_array_equal(png, apply_colormap(raw, "gray", 2, 12))
-    lovi_values = npy(get(server, f"{base}/lovi/2/0/0.npy"))
-    np.testing.assert_array_equal(rgba_png(get(server, f"{base}/lovi/2/0/0.png")), np.moveaxis(lovi_values, 0, -1))
-    scene = npy(get(server, f"{base}/scene/2/0/0.npy"))[0]  # a single-band 16-bit scene: the model's uint8 input, grey
-    png = rgba_png(get(server, f"{base}/scene/2/0/0.png"))
+    lovi_values = npy(get(server, f"{base}/lovi/{last}.npy"))
+    assert lovi_values.shape == (4, 256, 256) and lovi_values[3, 255, 255] == 0  # alpha: GDAL's mask, 0 outside
+    np.testing.assert_array_equal(rgba_png(get(server, f"{base}/lovi/{last}.png")), np.moveaxis(lovi_values, 0, -1))
+    scene = npy(get(server, f"{base}/scene/{levels['scene']}/0/0.npy"))[0]  # a 16-bit scene: the model's uint8 input, grey
+    png = rgba_png(get(server, f"{base}/scene/{levels['scene']}/0/0.png"))
     assert scene.dtype == np.uint8
     np.testing.assert_array_equal(png[..., 0], scene)
     np.testing.assert_array_equal(png[..., 2], scene)
@@ -165,25 +199,29 @@ def pixel_of(transform, x, y):
 @pytest.mark.parametrize("scene_id", [SINGLE, "florida_neon_10cm_nodata255"])
 def test_point_values_equal_the_zarr_store(outputs, server, scenes, scene_id):
     scene = scenes[scene_id]
-    store = zarr.open_group(str(folder_of(outputs, scene_id) / "saliency.zarr"), mode="r")
+    folder = folder_of(outputs, scene_id)
+    store = zarr.open_group(str(folder / "saliency.zarr"), mode="r")
     grids, statistics = store.attrs["grids"], store.attrs["scene_statistics"]
-    full = next(g for g in grids.values() if "combined" in g["arrays"])
-    valid = np.asarray(store["valid"][:])
+    output = next(g for g in grids.values() if "combined" in g["arrays"])
+    working = next(g for g in grids.values() if "valid" in g["arrays"])
+    combined, valid = zarr_values(folder, "combined")[0], zarr_values(folder, "valid")[0]
+    lovi = cog_values(folder / "lovi.tif")
     rng = np.random.default_rng(0)
     x0, y0, x1, y1 = scene["bounds"]
     points = [(x0 + (x1 - x0) * u, y0 + (y1 - y0) * v) for u, v in rng.random((6, 2))]
-    if not valid.all():  # a nodata pixel: every value there is null
-        row, col = np.argwhere(valid == 0)[0]
-        points.append(rasterio.Affine(*full["transform"]) @ (col + 0.5, row + 0.5))
+    if np.isnan(combined).any():  # a nodata pixel: values there are null
+        row, col = np.argwhere(np.isnan(combined))[0]
+        points.append(rasterio.Affine(*output["transform"]) @ (col + 0.5, row + 0.5))
     to_lonlat = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(scene["crs"]["wkt"]), "EPSG:4326", always_xy=True)
     for x, y in points:
-        answer = get(server, f"api/scenes/{scene_id}/point?x={float(x)!r}&y={float(y)!r}").json()
-        row, col = pixel_of(full["transform"], x, y)
+        x, y = float(x), float(y)
+        answer = get(server, f"api/scenes/{scene_id}/point?x={x!r}&y={y!r}").json()
+        row, col = pixel_of(output["transform"], x, y)
         assert (answer["row"], answer["col"]) == (row, col)
-        combined = float(store["combined"][row, col])
-        assert answer["values"]["combined"] == (None if math.isnan(combined) else pytest.approx(combined, abs=0))
-        assert answer["values"]["valid"] == bool(valid[row, col])
-        assert answer["values"]["lovi"] == store["lovi"][:, row, col].tolist()
+        expected = None if np.isnan(combined[row, col]) else pytest.approx(float(combined[row, col]), rel=1e-6)  # float32
+        assert answer["values"]["combined"] == expected
+        assert answer["values"]["valid"] == bool(valid[pixel_of(working["transform"], x, y)])
+        assert answer["values"]["lovi"] == lovi[:, row, col].tolist()  # LOVI (COG only) on the combined map's grid
         assert (answer["lon"], answer["lat"]) == pytest.approx(to_lonlat.transform(x, y), abs=1e-9)
         for k, scale in enumerate(answer["scales"]):
             grid = grids[scale["name"]]
@@ -196,8 +234,9 @@ def test_point_values_equal_the_zarr_store(outputs, server, scenes, scene_id):
                 assert scale["raw"] == pytest.approx(raw, abs=0)
                 expected = normal_cdf(torch.tensor([[[raw]]]), mean=statistics["mean"][k], std=statistics["std"][k]).item()
                 assert scale["normalised"] == pytest.approx(expected, abs=1e-6)
-    if not valid.all():
+    if np.isnan(combined).any():
         assert answer["values"]["combined"] is None and answer["values"]["valid"] is False
+        assert answer["values"]["lovi"][3] == 0
 
 
 def test_fast_cam_is_a_layer_and_a_value(outputs):
@@ -208,13 +247,14 @@ def test_fast_cam_is_a_layer_and_a_value(outputs):
         layer = next(layer for layer in scene["layers"] if layer["id"] == "fast_cam")
         assert layer["origin"] == "cog" and layer["title"] == "Fast-CAM (buildings)"
         values = npy(get(server, f"api/scenes/{FAST_CAM_SCENE}/tiles/fast_cam/0/0/0.npy"))[0]
-        stored = store["fast_cam"][:]
-        np.testing.assert_array_equal(values[:stored.shape[0], :stored.shape[1]], stored)
+        expected = cog_values(outputs.fast_cam / "fast_cam.tif")[0]
+        np.testing.assert_array_equal(values[:expected.shape[0], :expected.shape[1]], expected)
         x0, y0, x1, y1 = scene["bounds"]
         x, y = x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0)
         point = get(server, f"api/scenes/{FAST_CAM_SCENE}/point?x={x!r}&y={y!r}").json()
-    row, col = pixel_of(next(g for g in grids.values() if "combined" in g["arrays"])["transform"], x, y)
-    assert point["values"]["fast_cam"] == pytest.approx(float(stored[row, col]), abs=0)
+    fast_cam = zarr_values(outputs.fast_cam, "fast_cam")[0]
+    row, col = pixel_of(next(g for g in grids.values() if "fast_cam" in g["arrays"])["transform"], x, y)
+    assert point["values"]["fast_cam"] == pytest.approx(float(fast_cam[row, col]), rel=1e-6)  # decoded in float32
     r, c = pixel_of(grids["cam"]["transform"], x, y)
     cam = float(store["cam"][r, c])
     assert point["values"]["cam"] == pytest.approx(cam, abs=0)
@@ -241,19 +281,24 @@ def test_legends_show_the_colormaps_and_how_lovi_colours(server):
 
 
 def test_blocks_and_quicklook(outputs, server, scenes):
+    attrs = zarr.open_group(str(outputs.single / "saliency.zarr"), mode="r").attrs
+    height, width, block = attrs["working_grid"]["height"], attrs["working_grid"]["width"], attrs["block"]
     blocks = get(server, f"api/scenes/{SINGLE}/blocks").json()
-    assert len(blocks["features"]) == scenes[SINGLE]["progress"]["blocks"] == 8 * 7  # 958 x 777 px in 128 px blocks
+    assert len(blocks["features"]) == scenes[SINGLE]["progress"]["blocks"] == math.ceil(height / block) * math.ceil(width / block)
     assert all(f["properties"]["pass1"] and f["properties"]["pass2"] for f in blocks["features"])
     x0, y0, x1, y1 = scenes[SINGLE]["bounds"]
     ring = np.array(blocks["features"][0]["geometry"]["coordinates"][0])
     assert ring[:, 0].min() == pytest.approx(x0) and ring[:, 1].max() == pytest.approx(y1)
-    assert get(server, f"api/scenes/{SINGLE}/quicklook.png").body == (outputs.single / "quicklook.png").read_bytes()
+    assert ring[:, 0].max() - ring[:, 0].min() == pytest.approx(block * attrs["grids"]["working"]["transform"][0])
+    quicklook = get(server, scenes[SINGLE]["quicklook"])
+    assert quicklook.headers["Content-Type"] == "image/jpeg"
+    assert quicklook.body == (outputs.single / "quicklook.jpg").read_bytes()
 
 
 @pytest.mark.parametrize("path, reason", [
     ("api/scenes/nope", "no scene 'nope'"),
     (f"api/scenes/{SINGLE}/tiles/nope/0/0/0.png", "no layer 'nope'"),
-    (f"api/scenes/{SINGLE}/tiles/combined/2/4/0.png", "outside the layer"),
+    (f"api/scenes/{SINGLE}/tiles/combined/1/4/0.png", "outside the layer"),
     (f"api/scenes/{SINGLE}/tiles/combined/7/0/0.png", "no tile level 7"),
     (f"api/scenes/{SINGLE}/point?x=0&y=0", "outside the scene"),
     ("api/scenes/truncated/tiles/combined/0/0/0.png", "has no output"),

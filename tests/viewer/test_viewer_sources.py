@@ -112,3 +112,24 @@ def test_coarse_zarr_reads_of_many_chunks_sample_more_sparsely(tmp_path):
     np.testing.assert_array_equal(coarse, np.repeat(np.repeat(values[::128, ::128], 64, axis=0), 64, axis=1))
     unbounded = ZarrSource(bounded.array, grid)
     np.testing.assert_array_equal(unbounded.read(0, 0, 2, 256)[0], values[::2, ::2])
+
+
+def test_an_rgb_cog_with_an_internal_mask_reads_as_rgba(tmp_path):
+    """LOVI's COG: JPEG RGB with GDAL's internal mask; the mask becomes the alpha band."""
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 255, (3, 300, 260), dtype=np.uint8)
+    mask = np.full((300, 260), 255, dtype=np.uint8)
+    mask[:64, :64] = 0
+    path = tmp_path / "rgb.tif"
+    profile = {"driver": "GTiff", "width": 260, "height": 300, "count": 3, "dtype": "uint8", "tiled": True,
+               "blockxsize": 256, "blockysize": 256, "photometric": "RGB", "crs": "EPSG:32616",
+               "transform": Affine(0.5, 0, 733601, 0, -0.5, 3725139)}
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(rgb)
+        dst.write_mask(mask)
+    source = CogSource(path)
+    assert source.rgba and source.bands == 4 and not source.decoded
+    data = source.read(0, 0, 1, 512)
+    assert data.shape == (4, 300, 260)
+    np.testing.assert_array_equal(data[:3], rgb)
+    np.testing.assert_array_equal(data[3], mask)
