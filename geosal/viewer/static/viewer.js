@@ -166,7 +166,7 @@ function progressText(scene) {
   if (!scene.progress || scene.status !== 'running') return '';
   const p = scene.progress;
   let text = `pass 1: ${p.pass1_done} / ${p.blocks} blocks · pass 2: ${p.pass2_done} / ${p.blocks} chunks`;
-  if (p.pass2_done === 0) text += ' (the scale maps show pass 1; combined, LOVI and Fast-CAM come with pass 2)';
+  if (p.pass2_done === 0) text += ' (the scale maps show pass 1; combined and Fast-CAM come with pass 2, LOVI when the run completes)';
   if (scene.idle_seconds !== null) {
     const idle = Math.round(scene.idle_seconds);
     text += idle > 600 ? ` · nothing written for ${Math.round(idle / 60)} min (interrupted? geosal run --resume continues it)`
