@@ -112,6 +112,7 @@ def test_the_page_follows_the_run(browser, run, server, screenshots):
     page.goto(server.url)
     page.wait_for_function("document.body.dataset.ready === 'true'", timeout=30_000)
     assert page.locator("#status").text_content() == "in progress"
+    assert page.locator("#overlay-list label[data-layer=lovi]").count() == 0  # no LOVI before the COGs
     assert page.locator("#dashboard").is_visible() and page.locator("#dashboard").get_attribute("href") == DASHBOARD
     assert "pass 1: 3 / 16 blocks" in page.locator("#progress").text_content()
     assert page.evaluate("() => app.blocksLayer.getSource().getFeatures().filter((f) => f.get('pass1')).length") == 3
@@ -126,6 +127,7 @@ def test_the_page_follows_the_run(browser, run, server, screenshots):
     run.complete()
     page.wait_for_function("document.getElementById('status').textContent === 'complete'", timeout=20_000)
     page.wait_for_function("document.body.dataset.ready === 'true'")
+    page.wait_for_selector("#overlay-list label[data-layer=lovi]", timeout=10_000)  # LOVI came with the COGs
     assert sum("/tiles/scale_1/" in url for url in requests) > tiles_before  # the layer reloaded with the new data
     assert page.locator("#progress").text_content() == ""
     page.close()

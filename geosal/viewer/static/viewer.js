@@ -503,8 +503,11 @@ async function refreshScene(generation) {
   }
   if (generation !== app.generation) return;
   const changed = scene.version !== app.scene.version;
+  const ids = (s) => s.layers.map((layer) => layer.id).join(',');
+  const newLayers = ids(scene) !== ids(app.scene);  // LOVI arrives with the COGs when the run completes
   app.scene = scene;
   setStatus(scene);
+  if (newLayers) renderLayerList();
   if (changed) {
     if (app.baseLayer && layerById('scene')) app.baseLayer.setSource(tileSource(layerById('scene'), ''));
     const layer = layerById(app.selected);
