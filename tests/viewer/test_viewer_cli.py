@@ -63,6 +63,6 @@ def test_run_and_submit_end_with_the_view_command(outputs):
 
 
 def test_the_viewer_does_not_import_torch():
-    code = ("import sys; import geosal.viewer, geosal.viewer.server; "
+    code = ("import sys; import geosal.cli, geosal.cli.view, geosal.viewer, geosal.viewer.server; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=PROJECT, env=environment())
