@@ -3,6 +3,7 @@
     geosal run SCENE OUT [options]        saliency layers of one scene        (geosal.cli.run)
     geosal submit ARCHIVE OUT [options]   a whole archive (folder, glob, STAC) (geosal.cli.submit)
     geosal evaluate [options]             faithfulness of saliency methods     (geosal.cli.evaluate)
+    geosal view PATH... [options]         the layers in a browser, offline     (geosal.cli.view)
 
 Each sub-command module defines ``add_parser(subparsers)`` and imports the
 library it drives only when it runs, so ``geosal run`` pays for neither the
@@ -17,10 +18,10 @@ import argparse
 import sys
 import warnings
 
-from geosal.cli import evaluate, run, submit
+from geosal.cli import evaluate, run, submit, view
 from geosal.errors import GeosalError
 
-COMMANDS = (run, submit, evaluate)
+COMMANDS = (run, submit, evaluate, view)
 
 
 def build_parser() -> argparse.ArgumentParser:
