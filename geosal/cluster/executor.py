@@ -48,6 +48,8 @@ class DaskExecutor:
     def __init__(self, client: Client, gpu: bool = False, max_in_flight: int | None = None):
         self.client = client
         self.gpu = gpu
+        self.dashboard = client.dashboard_link
+        """The Dask dashboard's address (the viewer links to it)."""
         workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
         self.max_in_flight = max_in_flight or max(8, 4 * workers)
         self._plugins: set[str] = set()
