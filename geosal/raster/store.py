@@ -56,7 +56,8 @@ import zarr
 from affine import Affine
 
 ZARR_FORMAT = 2
-COMPRESSOR = numcodecs.Zstd(level=3)
+COMPRESSOR = numcodecs.Zstd(level=1)
+"""zstd level 1: as small as levels 3 and 9 on these maps (measured by workflows/bench_output_size.py), and the fastest."""
 
 COMBINED = "combined"
 """The combined map (Eq. 3)."""
