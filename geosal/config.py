@@ -83,12 +83,15 @@ class SaliencyConfig(_Section):
 class TilingConfig(_Section):
     """Tiles of ``tile`` pixels with a ``halo`` on every side, in blocks of
     ``block_tiles`` x ``block_tiles`` tiles (the unit of work). ``tile`` and
-    ``halo`` must be multiples of the network's total stride (32 for ResNets)."""
+    ``halo`` must be multiples of the network's total stride (32 for ResNets).
+    ``batch_size``: tiles per forward pass; ``None``: 1 on a CPU (a 640 px
+    tile already fills the cores, larger batches are no faster per tile and
+    hold more activations), 16 on a GPU."""
 
     tile: int = Field(default=512, gt=0)
     halo: int = Field(default=64, ge=0)
     block_tiles: int = Field(default=2, gt=0)
-    batch_size: int = Field(default=4, gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
 
 
 class InputConfig(_Section):

@@ -1,6 +1,6 @@
 """Precision and speed of the saliency forward on the pipeline's own tiles, on a GPU.
 
-    python -m workflows.bench_gpu [--device cuda] [--batch 16] [--rounds 10] [--json OUT.json]
+    python -m workflows.bench_gpu [--device cuda] [--batch 16] [--rounds 10] [--json OUT.json] [--compare]
 
 Real tiles (a mosaic of the Manila scene at native resolution, cut with the
 pipeline's tile and halo) go through the shipped model's :class:`TileRunner`
@@ -9,7 +9,10 @@ float32 in every case): milliseconds per batch (the maps back on the CPU,
 medians over ``--rounds``), the bare forward for comparison, and for each
 scale the correlation of the maps with a CPU float32 reference (target >= 0.99)
 and the count of non-finite values (target 0). ``--device cpu`` runs the same
-on the CPU (what ``workflows/gpu_check.py --dry-run`` does in CI).
+on the CPU (what ``workflows/gpu_check.py --dry-run`` does in CI). ``--compare``
+then runs :mod:`workflows.bench_pipeline`'s comparison (plain tiled inference,
+per-tile Grad-CAM, geosal in-process and on a local cluster, with the shipped
+model and with a tiny network) on the same device.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--halo", type=int, default=64)
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--json", type=Path, help="also write the measurements to this file")
+    parser.add_argument("--compare", action="store_true", help="then the whole-process comparison on the same device")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("bench_gpu: no CUDA device visible; run this on a GPU machine (or --device cpu)", file=sys.stderr)
@@ -124,6 +128,11 @@ def main(argv=None) -> int:
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.compare:
+        from workflows import bench_pipeline
+
+        for tiny in ([], ["--tiny"]):
+            bench_pipeline.main(["compare", "--device", args.device, *tiny])
     return 0
 
 

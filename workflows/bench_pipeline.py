@@ -50,9 +50,12 @@ def variants(scene: Path, out: Path, native: bool, tiny: Path | None, device: st
 
 
 def timed(command: list[str]) -> float:
-    """Wall seconds of ``command`` run from the project root (its output discarded; a failure raises)."""
+    """Wall seconds of ``command`` run from the project root (its output discarded; a failure raises with
+    the end of its stderr)."""
     started = time.perf_counter()
-    subprocess.run(command, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed: {done.stderr.strip()[-500:]}")
     return time.perf_counter() - started
 
 
@@ -70,6 +73,7 @@ def compare(args) -> None:
             save(tiny)
         for size, native in cases:
             scene = mosaic(SOURCE, folder / f"mosaic_{size}.tif", size)
+            (folder / "out").mkdir(exist_ok=True)
             commands = variants(scene, folder / "out", native, tiny, args.device)
             names = list(commands)
             times: dict[str, list[float]] = {name: [] for name in names}

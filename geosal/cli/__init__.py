@@ -3,6 +3,7 @@
     geosal run SCENE OUT [options]        saliency layers of one scene        (geosal.cli.run)
     geosal submit ARCHIVE OUT [options]   a whole archive (folder, glob, STAC) (geosal.cli.submit)
     geosal evaluate [options]             faithfulness of saliency methods     (geosal.cli.evaluate)
+    geosal view PATH... [options]         the layers in a browser, offline     (geosal.cli.view)
 
 Each sub-command module defines ``add_parser(subparsers)`` and imports the
 library it drives only when it runs, so ``geosal run`` pays for neither the
@@ -14,13 +15,14 @@ exit status 2; Ctrl-C in exit status 130.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 import warnings
 
-from geosal.cli import evaluate, run, submit
+from geosal.cli import evaluate, run, submit, view
 from geosal.errors import GeosalError
 
-COMMANDS = (run, submit, evaluate)
+COMMANDS = (run, submit, evaluate, view)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+M_TRIM_THRESHOLD = -1
+"""glibc's ``mallopt`` parameter: free memory above this many bytes at the top of the heap goes back to the OS."""
+
+
+def return_freed_memory_to_the_system() -> None:
+    """Make glibc give freed memory back (trim threshold 64 KiB, as Dask sets for its worker processes).
+
+    By default glibc keeps what large reads and forward passes freed, so a process's peak memory grows with
+    the number of buffers it ever held, hence with the scene. Elsewhere than glibc this does nothing.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_TRIM_THRESHOLD, 64 * 1024)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``geosal`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    return_freed_memory_to_the_system()
     warnings.filterwarnings("ignore", message=".*No CUDA runtime is found.*")
     try:
         return args.handler(args)

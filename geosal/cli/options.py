@@ -42,7 +42,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     tiling.add_argument("--tile", type=int, help="tile core size (default 512)")
     tiling.add_argument("--halo", type=int, help="context read around each tile and cropped away (default 64)")
     tiling.add_argument("--block-tiles", type=int, help="tiles per block side; a block is one task (default 2, grown to fit a batch)")
-    tiling.add_argument("--batch-size", type=int, help="tiles per forward pass (default 4)")
+    tiling.add_argument("--batch-size", type=int, help="tiles per forward pass (default 1 on a CPU, 16 on a GPU)")
     source = parser.add_argument_group("input")
     source.add_argument("--bands", help="1-based bands to feed the model, e.g. 1,2,3 (default: all, or the first 3 of RGBN)")
     source.add_argument("--resample", choices=["auto", "model", "native"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 
 from geosal.cli.options import add_run_options, config_from_args
@@ -54,4 +55,5 @@ def command(args: argparse.Namespace) -> int:
         f"rasterio.open('ZARR:\"{out}/saliency.zarr\":/combined')\n"
         f"    quicklook.jpg, item.json (STAC)"
     )
+    print(f"  look at them: geosal view {shlex.quote(str(out))}")
     return 0

@@ -8,6 +8,7 @@ complete already with ``--resume``), 1 when some failed, 2 for a bad invocation.
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from geosal.cli.options import add_run_options, config_from_args
 
@@ -70,4 +71,5 @@ def command(args: argparse.Namespace) -> int:
     )
     if failed:
         print("  rerun with --resume to continue after fixing the failures (complete scenes are skipped)")
+    print(f"  look at them: geosal view {shlex.quote(str(out))}")
     return result.exit_code

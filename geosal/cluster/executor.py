@@ -117,6 +117,8 @@ class DaskExecutor:
                  worker_wait_s: float = DEFAULT_WORKER_WAIT_S, notify: Callable[[str], None] | None = None):
         self.client = client
         self.gpu = gpu
+        self.dashboard = client.dashboard_link
+        """The Dask dashboard's address (the viewer links to it)."""
         workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
         self.max_in_flight = max_in_flight or max(8, 4 * workers)
         self.worker_wait_s = worker_wait_s

@@ -6,7 +6,7 @@ resolved (checked against the spec's sha256 on the worker), so workers on other
 machines need no access to the client's files or caches. On each worker's
 ``setup`` it builds the runner into its own
 :class:`~geosal.pipeline.runner.RunnerCache`, on the worker's device, and sets
-torch's thread count to the worker's thread count; a worker without the GPU a
+its forward passes to the worker's thread count; a worker without the GPU a
 CUDA runner needs builds nothing (in a mixed cluster, pass-1 tasks ask for the
 ``GPU`` resource and go to the GPU workers only).
 
@@ -62,12 +62,11 @@ class ModelPlugin(WorkerPlugin):
     def setup(self, worker) -> None:
         pause_point("plugin-setup")
         runners = RunnerCache({self.key: self.weights} if self.weights is not None else None)
-        threads = getattr(worker.state, "nthreads", None) or getattr(worker, "nthreads", None)
-        if threads:
-            torch.set_num_threads(int(threads))
         try:
             if not self.key.device.startswith("cuda") or torch.cuda.is_available():
-                runners.get(self.key)
+                runner = runners.get(self.key)
+                threads = getattr(worker.state, "nthreads", None) or getattr(worker, "nthreads", None)
+                runner.threads = int(threads or runner.threads)  # a forward uses the worker's share of the cores
         except GeosalError as error:
             self.error = ClusterError(f"worker {worker.address} cannot build the model: {error}")
         except Exception as error:  # noqa: BLE001 - reported by the tasks in one line instead of a worker traceback

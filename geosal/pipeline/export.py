@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from geosal.models.card import MLM_SCHEMA, stac_mlm_fields
 from geosal.pipeline.job import SceneJob
 from geosal.pipeline.layout import COG_CODES, cog_layouts, decode_units, output_layers, scene_grids
 from geosal.pipeline.overviews import pyramid_levels
@@ -82,9 +83,10 @@ def export_stac(job: SceneJob, folder: Path, metadata: dict) -> None:
     if FAST_CAM in output_layers(plan):
         assets[FAST_CAM] = {**assets[COMBINED], "href": "./fast_cam.tif", "title": "Fast-CAM (SMOE x Grad-CAM)"}
     described = ("model", "statistic", "weights", "layers", "tile", "halo", "notes", "bad_blocks")
-    properties = {f"geosal:{k}": v for k, v in metadata.items() if k in described}
+    properties = {f"geosal:{k}": v for k, v in metadata.items() if k in described} | stac_mlm_fields(plan.spec)
     item = make_item(job.name, plan.scene, output.affine, (output.height, output.width), assets, properties,
                      source_href=str(Path(plan.scene.path).resolve()))
+    item.stac_extensions.append(MLM_SCHEMA)  # the model that explains the scene, as the ML Model extension says
     write_item(item, folder / "item.json")
 
 

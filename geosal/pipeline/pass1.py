@@ -19,6 +19,8 @@ from geosal.pipeline.job import SceneJob
 from geosal.pipeline.runner import TileRunner
 from geosal.raster import bound_gdal_cache, mark_block_done, to_uint8, write_region
 from geosal.raster.damaged import SourceBlock, read_window_checked
+from geosal.raster.gdal_cache import bytes_per_pixel, window_cache_bytes
+from geosal.raster.source import MAX_READ_BYTES
 from geosal.raster.store import CAM, PREVIEW, VALID
 
 
@@ -50,7 +52,7 @@ def read_block_input(job: SceneJob, index: int) -> BlockInput:
     plan = job.plan
     row, col = plan.block_origin(index)
     size = plan.block + 2 * plan.halo
-    bound_gdal_cache(job.settings.gdal_cache_mb)
+    bound_gdal_cache(job.settings.gdal_cache_mb, read_cache_bytes(job))
     with rasterio.open(plan.scene.path) as dataset:
         data, valid, bad = read_window_checked(dataset, plan.scene, plan.grid, row - plan.halo, col - plan.halo, size, size,
                                                skip_bad_blocks=job.settings.skip_bad_blocks)
@@ -65,6 +67,16 @@ def read_block_input(job: SceneJob, index: int) -> BlockInput:
     source = data.astype(np.float32)
     source[:, invalid] = np.asarray(plan.scaling.mean, np.float32)[:, None]
     return BlockInput(pixels, valid, np.moveaxis(source, 0, -1), bad)
+
+
+def read_cache_bytes(job: SceneJob) -> int:
+    """GDAL block cache the block reads of ``job`` need (see :func:`~geosal.raster.gdal_cache.window_cache_bytes`)."""
+    plan, info = job.plan, job.plan.scene
+    size = plan.block + 2 * plan.halo
+    window = (size * plan.grid.scale_y, size * plan.grid.scale_x)
+    pixel = bytes_per_pixel(info.dtype, len(info.bands))
+    band_rows = window[0] if plan.grid.is_native else MAX_READ_BYTES / (window[1] * pixel)
+    return window_cache_bytes((info.height, info.width), info.block_shape, window, band_rows, pixel)
 
 
 def footprint_any_all(valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ codes (:mod:`~geosal.pipeline.layout`), a block encodes its COG tiles
 (level 0) into fragment files and writes the first overview of its layers
 into the scratch pyramid, from which :mod:`~geosal.pipeline.overviews` builds
 the coarser levels: the COG export costs the client only a concatenation.
-Arithmetic is float32 torch, on all of torch's threads.
+Arithmetic is float32 torch, single-threaded in each task.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from geosal.pipeline.job import SceneJob
 from geosal.pipeline.layout import COG_CODES, STORE_CODES, cog_layouts, unit_codes
+from geosal.pipeline.runner import torch_threads
 from geosal.raster import read_region, write_region
 from geosal.raster.cog_tiles import CogLayout, downsample, encode_tile
 from geosal.raster.store import CAM, COMBINED, FAST_CAM, LOVI, VALID
@@ -106,7 +107,15 @@ def valid_on_output(job: SceneJob, index: int) -> np.ndarray:
 
 
 def render_block(job: SceneJob, index: int, statistics: SceneStatistics) -> None:
-    """Write the output layers under block ``index``: into the store, as COG tiles, and their first overview."""
+    """Write the output layers under block ``index``: into the store, as COG tiles, and their first overview.
+
+    Single-threaded: blocks render in parallel, one per executor thread (see
+    :func:`~geosal.pipeline.runner.torch_threads`)."""
+    with torch_threads(1):
+        _render_block(job, index, statistics)
+
+
+def _render_block(job: SceneJob, index: int, statistics: SceneStatistics) -> None:
     plan = job.plan
     s = plan.output_stride
     working_row, working_col = plan.block_origin(index)

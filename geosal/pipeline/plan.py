@@ -43,6 +43,7 @@ from geosal.config import RunConfig
 from geosal.errors import GeosalError
 from geosal.models import ModelLoadError, ModelSpec, build_network_for, resolve_spec
 from geosal.pipeline.limits import activation_bytes_per_pixel, check_scene_size, check_task_memory, task_memory
+from geosal.pipeline.settings import batch_size_for
 from geosal.raster import (
     BandScaling,
     RasterInputError,
@@ -342,16 +343,17 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
     output_stride = scales[0].stride if config.output.grid == "finest-scale" else 1
     if any(s.stride % output_stride for s in scales):
         output_stride = 1  # scales that are not multiples of the finest one: the working grid is the common one
-    block_tiles = block_tiles_for(tiling.block_tiles, tiling.batch_size, tile // output_stride)
-    memory = task_memory(info, grid, tile, tiling.halo, block_tiles, tiling.batch_size,
+    batch_size = batch_size_for(config)
+    block_tiles = block_tiles_for(tiling.block_tiles, batch_size, tile // output_stride)
+    memory = task_memory(info, grid, tile, tiling.halo, block_tiles, batch_size,
                          activation_bytes_per_pixel(spec.unpinned()), spec.input_units == "source")
-    check_task_memory(str(path), memory, tile, tiling.halo, block_tiles, tiling.batch_size, config.compute.max_task_memory_gib)
+    check_task_memory(str(path), memory, tile, tiling.halo, block_tiles, batch_size, config.compute.max_task_memory_gib)
     notes = tuple(n for n in (band_note, gsd_note, statistic_note) if n)
     if tile < tiling.tile:
         notes += (f"scene smaller than a tile: tile reduced to {tile} px",)
     if block_tiles != tiling.block_tiles:
         notes += (f"blocks of {block_tiles} x {block_tiles} tiles (tiling.block_tiles {tiling.block_tiles}) so that a block "
-                  f"fills a batch of {tiling.batch_size} and holds whole COG tiles",)
+                  f"fills a batch of {batch_size} and holds whole COG tiles",)
     plan = ScenePlan(
         scene=info,
         grid=grid,

@@ -222,6 +222,9 @@ def _execute(prepared: PreparedScene, executor: Executor, progress: bool) -> Sce
     plan, name, notes = job.plan, job.name, prepared.notes
     seconds: dict[str, float] = {"plan": prepared.plan_seconds}
 
+    dashboard = getattr(executor, "dashboard", None)
+    if dashboard:
+        update_attrs(job.store, {"dashboard": dashboard})  # geosal view links a run in progress to it
     done = done_blocks(job.store)
     todo = [i for i in range(plan.n_blocks) if not done[i]]
     tiles_todo = sum(len(plan.tiles_in_block(i)) for i in todo)

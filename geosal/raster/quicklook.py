@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from geosal.raster.colormaps import apply_colormap
 
 _CAPTION_PX = 28
 _FONT_PX = 14
 _NODATA_GREY = (128, 128, 128)
-_MAGMA = np.rint(matplotlib.colormaps["magma"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
-"""The magma colormap as a ``[256, 3]`` uint8 lookup table."""
 
 
 def write_quicklook(
@@ -40,8 +39,8 @@ def write_quicklook(
     scene = _decimate(scene_rgb_uint8, max_side)
     scene = np.repeat(scene, 3, axis=0) if scene.shape[0] == 1 else scene
     values = _decimate(np.asarray(combined, dtype=np.float32)[None], max_side)[0]
-    ramp = _MAGMA[np.clip(np.nan_to_num(values, nan=0.0) * 255 + 0.5, 0, 255).astype(np.uint8)]
-    ramp[~np.isfinite(values)] = _NODATA_GREY
+    coloured = apply_colormap(values, "magma")
+    ramp = np.where(coloured[..., 3:] > 0, coloured[..., :3], np.uint8(_NODATA_GREY[0]))
     lovi = _decimate(lovi_rgba, max_side).astype(np.float32)
     alpha = lovi[3] / 255.0
     lovi_over_grey = np.rint(lovi[:3] * alpha + _NODATA_GREY[0] * (1 - alpha)).astype(np.uint8)

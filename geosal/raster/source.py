@@ -268,6 +268,10 @@ def working_grid(info: SceneInfo, target_gsd_m: float | None = None) -> WorkingG
     return WorkingGrid(width, height, info.width / width, info.height / height)
 
 
+MAX_READ_BYTES = 16 * 2**20
+"""Source pixels a resampled :func:`read_window` holds at once (it reads in bands of rows)."""
+
+
 def read_window(
     dataset: DatasetReader,
     info: SceneInfo,
@@ -276,14 +280,19 @@ def read_window(
     col_off: int,
     height: int,
     width: int,
-    resampling: str = "bilinear",
+    resampling: str = "average",
+    max_read_bytes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a window of the working grid, padded where it leaves the raster.
 
     The window (in working-grid pixels) may extend past any edge of the raster.
     Only the in-bounds part is read (resampled with ``resampling`` when the grid
     is not native; the validity mask always with nearest) and the rest is filled
-    by repeating the edge pixels.
+    by repeating the edge pixels. A resampled read is done in bands of working
+    rows whose source pixels take at most ``max_read_bytes`` (GDAL reads the
+    source at full resolution before it resamples: a 1,152 px window of a 10 cm
+    scene resampled to 0.4 m is 64 MB of source pixels at once otherwise); the
+    result is identical, since each band starts on a working-pixel boundary.
 
     Returns ``data``, ``[len(info.bands), height, width]`` in ``info.dtype``, and
     ``valid``, bool ``[height, width]``: True inside the raster where GDAL's
@@ -297,15 +306,21 @@ def read_window(
     c0, c1 = max(col_off, 0), min(col_off + width, grid.width)
     if r1 <= r0 or c1 <= c0:
         return np.zeros((len(info.bands), height, width), info.dtype), np.zeros((height, width), bool)
-    source_window = source_window_of(info, grid, row_off, col_off, height, width)
-    out_shape = (r1 - r0, c1 - c0)
-    data = dataset.read(
-        list(info.bands),
-        window=source_window,
-        out_shape=(len(info.bands), *out_shape),
-        resampling=Resampling[resampling],
-    )
-    valid = dataset.dataset_mask(window=source_window, out_shape=out_shape, resampling=Resampling.nearest) > 0
+    left, right = _source_span(c0, c1, grid.width, info.width)
+    source_row_bytes = (right - left) * (info.height / grid.height) * len(info.bands) * np.dtype(info.dtype).itemsize
+    limit = MAX_READ_BYTES if max_read_bytes is None else max_read_bytes
+    band_rows = r1 - r0 if grid.is_native else max(1, int(limit // max(source_row_bytes, 1)))
+    data = np.empty((len(info.bands), r1 - r0, c1 - c0), info.dtype)
+    valid = np.empty((r1 - r0, c1 - c0), bool)
+    for start in range(r0, r1, band_rows):
+        stop = min(start + band_rows, r1)
+        top, bottom = _source_span(start, stop, grid.height, info.height)
+        source_window = Window(left, top, right - left, bottom - top)
+        rows = slice(start - r0, stop - r0)
+        data[:, rows] = dataset.read(list(info.bands), window=source_window, out_shape=(len(info.bands), stop - start, c1 - c0),
+                                     resampling=Resampling[resampling])
+        valid[rows] = dataset.dataset_mask(window=source_window, out_shape=(stop - start, c1 - c0),
+                                           resampling=Resampling.nearest) > 0
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.isfinite(data).all(axis=0)
     pad = ((r0 - row_off, row_off + height - r1), (c0 - col_off, col_off + width - c1))

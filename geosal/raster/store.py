@@ -1,20 +1,21 @@
 """The Zarr output store of one scene (``saliency.zarr``).
 
-Layout (every array carries xarray's ``_ARRAY_DIMENSIONS``)::
+The arrays are described by :class:`ArraySpec` (the pipeline declares a
+scene's in :mod:`geosal.pipeline.layout`); their names are the constants below.
+Every array carries xarray's ``_ARRAY_DIMENSIONS``. A scene's store holds::
 
-    combined      (y, x)              float32, NaN = nodata        full grid
-    lovi          (band, y, x)        uint8 R, G, B, A (255 valid, 0 nodata)
-    valid         (y, x)              uint8, 1 where the source pixel is valid data
-    preview       (preview_band, y_preview, x_preview) uint8: the model's input
-                  (scene-wide scaling) block-averaged to a coarse grid, for
-                  quicklooks without re-reading the source (optional)
-    scale_k       (y_scale_k, x_scale_k) float32, NaN = not written / nodata
-    x, y, band    coordinates of the full grid (pixel centres, CRS units)
-    x_scale_k, y_scale_k              coordinates of scale k's grid
-    spatial_ref, spatial_ref_scale_k  CF grid-mapping variables (crs_wkt,
-                                      spatial_ref, GeoTransform, CF parameters)
-    pass1_done    (block,)            uint8, 1 = block written, chunk 1
-    pass1_stats   (block, scale, stat) float64: count, sum, sum of squares
+    combined       (y, x)              the combined map on the output grid, uint16 codes with CF
+                                       scale_factor / _FillValue (decoded to [0, 1] and NaN by readers)
+    fast_cam       (y, x)              likewise, with Fast-CAM (optional)
+    valid          (y_working, x_working)  uint8, 1 where the source pixel is valid data
+    scale_k        (y_scale_k, x_scale_k)  float32 raw statistic, NaN = not written / nodata
+    cam            (y_cam, x_cam)      float32 raw Grad-CAM (optional)
+    preview        (preview_band, y_preview, x_preview)  uint8: the model's input, block-averaged
+    x, y, x_<grid>, y_<grid>           coordinates of each grid (pixel centres, CRS units)
+    spatial_ref, spatial_ref_<grid>    CF grid-mapping variables (crs_wkt, spatial_ref, GeoTransform,
+                                       CF parameters)
+    pass1_done     (block,)            uint8, 1 = block written, chunk 1
+    pass1_stats    (block, scale, stat) float64: count, sum, sum of squares
 
 Each grid has its own coordinates and grid mapping, named in the data array's
 ``grid_mapping`` and ``coordinates`` attributes, so xarray + rioxarray give
@@ -33,8 +34,9 @@ at all (``Unsupported codec: bytes``, whatever the compressor), while Zarr v2
 reads with zlib, zstd and blosc compressors alike. The store is therefore Zarr
 v2 with the Zstd compressor (libzstd is part of practically every GDAL build;
 blosc is an optional GDAL dependency) and consolidated metadata, which both
-xarray and GDAL use. GDAL reports ``combined`` and the scale arrays with
-nodata NaN, and ``lovi`` as a 4-band raster.
+xarray and GDAL use; integer code arrays add numcodecs' Delta filter, which
+GDAL's Zarr driver reads too. GDAL reports the scale arrays with nodata NaN,
+and ``combined`` with its scale and nodata code.
 
 Writers must write whole chunks (:func:`write_region` checks it) so that
 concurrent writers never share a chunk; metadata is written once by
@@ -56,7 +58,8 @@ import zarr
 from affine import Affine
 
 ZARR_FORMAT = 2
-COMPRESSOR = numcodecs.Zstd(level=3)
+COMPRESSOR = numcodecs.Zstd(level=1)
+"""zstd level 1: as small as levels 3 and 9 on these maps (measured by workflows/bench_output_size.py), and the fastest."""
 
 COMBINED = "combined"
 """The combined map (Eq. 3)."""

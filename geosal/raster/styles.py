@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
-import matplotlib
+from geosal.raster.colormaps import colormap
 
 _RAMP_STOPS = 11
 
@@ -15,12 +15,12 @@ def write_qml_pseudocolor(
 ) -> None:
     """Write a QGIS singleband-pseudocolor style for ``band`` to ``path``.
 
-    Values from ``vmin`` to ``vmax`` are interpolated along the matplotlib
-    colormap ``ramp`` (11 stops); nodata stays transparent.
+    Values from ``vmin`` to ``vmax`` are interpolated along the colormap
+    ``ramp`` (one of :data:`geosal.raster.colormaps.COLORMAPS`, 11 stops); nodata stays transparent.
     """
-    colormap = matplotlib.colormaps[ramp]
+    table = colormap(ramp)
     stops = [i / (_RAMP_STOPS - 1) for i in range(_RAMP_STOPS)]
-    rgba = [colormap(t) for t in stops]
+    rgba = [(*(table[min(int(t * 256), 255)] / 255.0), 1.0) for t in stops]  # the entry matplotlib's colormap(t) picks
     colors = [_rgba(c) for c in rgba]
     renderer = ET.Element("rasterrenderer", {
         "type": "singlebandpseudocolor", "band": str(band), "opacity": "1", "alphaBand": "-1",
@@ -64,7 +64,7 @@ def write_qml_rgba(path: str | os.PathLike[str]) -> None:
 
 
 def _rgba(color: tuple[float, float, float, float]) -> str:
-    """QGIS ``"r,g,b,a"`` colour string from a matplotlib RGBA tuple in [0, 1]."""
+    """QGIS ``"r,g,b,a"`` colour string from an RGBA tuple in [0, 1]."""
     return ",".join(str(round(c * 255)) for c in color)
 
 

@@ -130,6 +130,12 @@ def test_the_store_and_the_cog_hold_the_same_map(outputs, name):
 def test_stac_item_links_outputs_and_source(outputs):
     item = json.loads((outputs / "manila_oam_10cm" / "item.json").read_text())
     assert {"combined", "lovi", "zarr", "quicklook"} <= set(item["assets"])
+    # the model that explains the scene, as the STAC Machine Learning Model extension describes models
+    assert any("/mlm/" in url for url in item["stac_extensions"])
+    properties = item["properties"]
+    assert properties["mlm:architecture"] == "torchvision:resnet18" and properties["mlm:tasks"] == ["classification"]
+    assert len(properties["mlm:output"][0]["classification:classes"]) == 21
+    assert properties["geosal:weights_sha256"] and len(properties["mlm:input"][0]["value_scaling"]) == 3
     assert any(link["rel"] == "derived_from" and link["href"].endswith("manila_oam_10cm.tif") for link in item["links"])
     assert item["properties"]["proj:code"] == "EPSG:3395"
     west, south, east, north = item["bbox"]
