@@ -17,7 +17,9 @@ so), when
   seconds: a run on another machine that died, or a machine rebooted since.
 
 A lock that is not stale refuses the new run in one line naming its owner;
-nothing of the running output is touched. Two runs taking over the same stale
+nothing of the running output is touched. Locks keep other processes out: a
+lock of this very process (a run prepared earlier and left unfinished, as
+tests do to stand for an interrupted run) is simply replaced. Two runs taking over the same stale
 lock are serialised by a second file, ``<lock>.takeover`` (exclusive creation;
 itself stale after :data:`STALE_S` seconds). A run that finds its own lock
 taken over (it was suspended for longer than :data:`STALE_S`, on another
@@ -78,6 +80,11 @@ class LockOwner:
         """Whether the lock was made on this machine (same host name and boot id)."""
         return self.host == socket.gethostname() and self.boot == _boot_id()
 
+    def same_process(self, other: LockOwner) -> bool:
+        """Whether ``other`` is the same process on the same machine."""
+        same = (self.host, self.boot, self.pid) == (other.host, other.boot, other.pid)
+        return same and abs(self.process_started - other.process_started) < 1.0
+
 
 def _boot_id() -> str:
     try:
@@ -113,6 +120,13 @@ def stale_reason(path: Path, owner: LockOwner) -> str | None:
     except FileNotFoundError:
         return "it was removed"
     return f"no heartbeat for {age:.0f} s" if age > STALE_S else None
+
+
+def _write(path: Path, owner: LockOwner) -> None:
+    """Replace ``path`` with ``owner``'s lock, atomically."""
+    draft = path.with_name(f"{path.name}.{owner.token}")
+    draft.write_text(json.dumps(asdict(owner)))
+    os.replace(draft, path)
 
 
 def _create(path: Path, owner: LockOwner) -> bool:
@@ -161,6 +175,9 @@ class OutputLock:
                     raise LockHeldError(f"{what}: the lock {path} is unreadable; remove it if no geosal run uses the output")
                 if current is None:  # released meanwhile: try again
                     continue
+                if current.same_process(owner):  # an earlier run of this process that was left unfinished
+                    _write(path, owner)
+                    return _KEEPER.hold(cls(path, owner))
                 reason = stale_reason(path, current)
                 if reason is None:
                     raise LockHeldError(f"{what} is in use by another geosal run ({current.describe()}; lock {path}): "

@@ -176,3 +176,18 @@ def test_concurrent_takeovers_leave_one_holder(tmp_path, other_host):
         racer.stdin.close()
         racer.wait(timeout=60)
     assert results == ["held", "refused", "refused"]
+
+
+def test_a_lock_of_this_process_is_replaced(tmp_path):
+    """An earlier run of this process left unfinished (as a test that stands for an interrupted run does): the next
+    run of the process takes the output without a word; the earlier one can no longer publish or release it."""
+    path = tmp_path / ".scene.lock"
+    earlier = OutputLock.acquire(path, "the output scene")
+    later = OutputLock.acquire(path, "the output scene")
+    assert later.taken_over is None and json.loads(path.read_text())["token"] == later.owner.token
+    with pytest.raises(LockHeldError, match="was taken over"):
+        earlier.check()
+    earlier.release()
+    assert path.exists()
+    later.release()
+    assert not path.exists()
