@@ -15,6 +15,7 @@ import numpy as np
 import rasterio
 
 from geosal.pipeline.job import SceneJob
+from geosal.pipeline.memory import release_freed_memory
 from geosal.pipeline.runner import TileRunner
 from geosal.raster import bound_gdal_cache, mark_block_done, read_window, to_uint8, write_region
 from geosal.raster.gdal_cache import bytes_per_pixel, window_cache_bytes
@@ -127,6 +128,7 @@ def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
     write_region(store, PREVIEW, row // stride, col // stride, preview[:, : -(-rows // stride), : -(-cols // stride)])
     stats = np.asarray(stats, dtype=np.float64)
     mark_block_done(store, index, stats)
+    release_freed_memory()
     return stats
 
 
