@@ -15,7 +15,6 @@ exit status 2; Ctrl-C in exit status 130.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import sys
 import warnings
 
@@ -34,26 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-M_TRIM_THRESHOLD = -1
-"""glibc's ``mallopt`` parameter: free memory above this many bytes at the top of the heap goes back to the OS."""
-
-
-def return_freed_memory_to_the_system() -> None:
-    """Make glibc give freed memory back (trim threshold 64 KiB, as Dask sets for its worker processes).
-
-    By default glibc keeps what large reads and forward passes freed, so a process's peak memory grows with
-    the number of buffers it ever held, hence with the scene. Elsewhere than glibc this does nothing.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_TRIM_THRESHOLD, 64 * 1024)
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``geosal`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    return_freed_memory_to_the_system()
     warnings.filterwarnings("ignore", message=".*No CUDA runtime is found.*")
     try:
         return args.handler(args)

@@ -31,6 +31,7 @@ Every failure raises :class:`ModelLoadError` with one line saying what to do.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -317,9 +318,22 @@ def _check_builds(spec: ModelSpec) -> None:
     build_network_for(spec)
 
 
-@functools.lru_cache(maxsize=16)
+_verified: set[ModelSpec] = set()
+_handed_over: dict[ModelSpec, nn.Module] = {}
+"""The network :func:`_check_loads` built last, given to the next :func:`load_from_spec` of the same spec in
+this process instead of reading and loading the file a second time (planning and running one scene)."""
+_verified_lock = threading.Lock()
+
+
 def _check_loads(spec: ModelSpec) -> None:
-    _network_from_file(spec, weights_file(spec), None)
+    with _verified_lock:
+        if spec in _verified:
+            return
+    network = _network_from_file(spec, weights_file(spec), None)
+    with _verified_lock:
+        _verified.add(spec)
+        _handed_over.clear()
+        _handed_over[spec] = network
 
 
 def weight_bytes(spec: ModelSpec) -> bytes | None:
@@ -360,9 +374,16 @@ def load_from_spec(spec: ModelSpec, device: str | torch.device = "cpu", weights:
         if not spec.weights.sha256:
             raise ModelLoadError("weight bytes can only be checked against a pinned spec: resolve it with resolve_spec first")
         check_pin(spec.weights, bytes_sha256(weights), "the bytes sent by the client")
-        network = _network_from_file(spec, None, weights)
-    else:
-        network = _network_from_file(spec, weights_file(spec), None)
+    elif spec.weights.sha256:  # the file must still be the one resolved (its hash is cached by size and mtime)
+        path = weights_file(spec)
+        if path is None or not path.is_file():
+            raise ModelLoadError(f"checkpoint not found: {path}")
+        check_pin(spec.weights, file_sha256(path), str(path))
+    with _verified_lock:
+        network = _handed_over.pop(spec, None)
+    if network is None:
+        network = _network_from_file(spec, None, weights) if weights is not None else \
+            _network_from_file(spec, weights_file(spec), None)
     return LoadedModel(network.eval().to(device), spec)
 
 

@@ -16,6 +16,7 @@ import rasterio
 
 from geosal.pipeline.bad_blocks import record_bad_blocks
 from geosal.pipeline.job import SceneJob
+from geosal.pipeline.memory import release_freed_memory
 from geosal.pipeline.runner import TileRunner
 from geosal.raster import bound_gdal_cache, mark_block_done, to_uint8, write_region
 from geosal.raster.damaged import SourceBlock, read_window_checked
@@ -138,6 +139,7 @@ def run_block(job: SceneJob, index: int, runner: TileRunner) -> np.ndarray:
     write_region(store, PREVIEW, row // stride, col // stride, preview[:, : -(-rows // stride), : -(-cols // stride)])
     stats = np.asarray(stats, dtype=np.float64)
     mark_block_done(store, index, stats)
+    release_freed_memory()
     return stats
 
 

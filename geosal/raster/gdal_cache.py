@@ -20,7 +20,7 @@ import numpy as np
 from rasterio.env import get_gdal_config, set_gdal_config
 
 DEFAULT_GDAL_CACHE_MB = 256
-READERS = 2
+READERS = 1
 """Windows read at once in one process that the cache is sized for (one reads while another computes)."""
 
 _lock = threading.Lock()

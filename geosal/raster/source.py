@@ -268,7 +268,7 @@ def working_grid(info: SceneInfo, target_gsd_m: float | None = None) -> WorkingG
     return WorkingGrid(width, height, info.width / width, info.height / height)
 
 
-MAX_READ_BYTES = 16 * 2**20
+MAX_READ_BYTES = 4 * 2**20
 """Source pixels a resampled :func:`read_window` holds at once (it reads in bands of rows)."""
 
 

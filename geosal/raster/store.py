@@ -46,6 +46,7 @@ process calls.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -233,25 +234,30 @@ def _create_grid(root: zarr.Group, crs_wkt: str, spec: GridSpec, y: str, x: str,
     transform = spec.affine
     if transform.b != 0 or transform.d != 0:
         raise ValueError(f"grid {spec.name}: rotated transforms cannot be written as 1-D coordinates")
-    crs = pyproj.CRS.from_wkt(crs_wkt)
-    axes = {axis["axis"]: axis for axis in crs.cs_to_cf()}
+    cf, axes = _cf_description(crs_wkt)
     x_values = transform.c + (np.arange(spec.width) + 0.5) * transform.a
     y_values = transform.f + (np.arange(spec.height) + 0.5) * transform.e
     _create_coordinate(root, x, x_values, axes["X"])
     _create_coordinate(root, y, y_values, axes["Y"])
-    variable = root.create_array(mapping, shape=(), dtype="i4", fill_value=None, compressors=None)
     geotransform = " ".join(repr(float(v)) for v in (transform.c, transform.a, transform.b,
                                                       transform.f, transform.d, transform.e))
-    variable.attrs.update({**crs.to_cf(), "crs_wkt": crs_wkt, "spatial_ref": crs_wkt, "GeoTransform": geotransform,
-                           "_ARRAY_DIMENSIONS": []})
+    root.create_array(mapping, shape=(), dtype="i4", fill_value=None, compressors=None, attributes={
+        **cf, "crs_wkt": crs_wkt, "spatial_ref": crs_wkt, "GeoTransform": geotransform, "_ARRAY_DIMENSIONS": []})
     return {"grid_mapping": mapping, "coordinates": mapping, "_CRS": {"wkt": crs_wkt}}
 
 
+@functools.lru_cache(maxsize=16)
+def _cf_description(crs_wkt: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The CF grid-mapping attributes of a CRS and its axes' CF attributes by axis (``X``, ``Y``); pyproj
+    takes tens of milliseconds for each, and every grid of a store shares the CRS."""
+    crs = pyproj.CRS.from_wkt(crs_wkt)
+    return crs.to_cf(), {axis["axis"]: axis for axis in crs.cs_to_cf()}
+
+
 def _create_coordinate(root: zarr.Group, name: str, values: np.ndarray, attrs: dict[str, Any]) -> None:
-    array = root.create_array(name, shape=values.shape, dtype=values.dtype, chunks=values.shape,
-                              fill_value=None, compressors=COMPRESSOR)
+    array = root.create_array(name, shape=values.shape, dtype=values.dtype, chunks=values.shape, fill_value=None,
+                              compressors=COMPRESSOR, attributes={**attrs, "_ARRAY_DIMENSIONS": [name]})
     array[:] = values
-    array.attrs.update({**attrs, "_ARRAY_DIMENSIONS": [name]})
 
 
 def _create_data(
@@ -268,9 +274,8 @@ def _create_data(
     """Create an array; ``fill_value=None`` means no nodata (missing chunks read as 0, nothing masked);
     ``delta`` adds numcodecs' Delta filter before the compressor (integer arrays)."""
     filters = [numcodecs.Delta(dtype=np.dtype(dtype).str)] if delta else None
-    array = root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill_value,
-                              filters=filters, compressors=COMPRESSOR)
-    array.attrs.update({**attrs, "_ARRAY_DIMENSIONS": dims})
+    root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill_value, filters=filters,
+                      compressors=COMPRESSOR, attributes={**attrs, "_ARRAY_DIMENSIONS": dims})
 
 
 def _open(path: str | os.PathLike[str], array: str, mode: str = "r") -> zarr.Array:
