@@ -216,6 +216,27 @@ class ArchiveConfig(_Section):
         return value
 
 
+class StorageConfig(_Section):
+    """Remote inputs and outputs (``https://`` and ``s3://`` scenes, catalogs and output folders).
+
+    Endpoint, region and credentials come from the standard AWS environment
+    (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+    ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``), never from this
+    file, so that no secret is written into an output's ``config.yaml``.
+    ``unsigned``: send unsigned requests (public buckets; also
+    ``AWS_NO_SIGN_REQUEST=YES``). ``retries``: retries of a request that failed
+    transiently (HTTP 429 and 5xx, timeouts, dropped connections), after
+    ``retry_delay_s`` seconds, doubled for each next one; ``timeout_s``: the
+    limit of one request. A missing object or a refused request (HTTP 404, 403)
+    is never retried.
+    """
+
+    unsigned: bool = False
+    retries: int = Field(default=5, ge=0, le=20)
+    retry_delay_s: float = Field(default=0.5, ge=0, le=60)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
 class RunConfig(_Section):
     """A whole run: one YAML file, every section optional."""
 
@@ -226,6 +247,7 @@ class RunConfig(_Section):
     compute: ComputeConfig = ComputeConfig()
     output: OutputConfig = OutputConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    storage: StorageConfig = StorageConfig()
 
     @model_validator(mode="after")
     def _percentiles_ordered(self) -> RunConfig:

@@ -32,7 +32,7 @@ ALLOWED = {
     "models": {"errors"},
     "data": set(),
     "pipeline": {"geosal", "config", "errors", "models", "raster", "saliency"},
-    "cluster": {"_lazy", "config", "errors", "models", "pipeline"},
+    "cluster": {"_lazy", "config", "errors", "models", "pipeline", "raster"},
     "archive": {"geosal", "cluster", "config", "errors", "models", "pipeline", "raster"},
     "evaluation": {"_lazy", "data", "errors", "models", "saliency"},
     "viewer": {"geosal", "errors", "raster"},

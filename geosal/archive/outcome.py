@@ -11,6 +11,8 @@ from typing import Literal
 from geosal.archive.sources import ArchiveScene
 from geosal.errors import GeosalError
 from geosal.pipeline.scene import SceneResult
+from geosal.raster.objects import join, list_files
+from geosal.raster.store import read_attrs
 
 Status = Literal["ok", "failed", "skipped"]
 
@@ -28,15 +30,8 @@ def describe_error(error: BaseException) -> str:
 
 
 def folder_bytes(folder: str | os.PathLike[str]) -> int:
-    """Total size in bytes of the files under ``folder`` (0 when it does not exist)."""
-    total = 0
-    for root, _, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
-            except OSError:
-                pass
-    return total
+    """Total size in bytes of the files under ``folder`` (objects under an ``s3://`` prefix; 0 when it does not exist)."""
+    return sum(list_files(folder).values())
 
 
 @dataclass
@@ -98,7 +93,7 @@ class SceneOutcome:
                    output_bytes=folder_bytes(result.output), notes=tuple(result.notes), bad_blocks=tuple(result.bad_blocks))
 
     @classmethod
-    def already_complete(cls, scene: ArchiveScene, folder: Path) -> SceneOutcome:
+    def already_complete(cls, scene: ArchiveScene, folder: str | Path) -> SceneOutcome:
         """A scene whose output folder exists from an earlier run (tile and block
         counts are read from its Zarr attributes when possible)."""
         tiles, blocks = completed_counts(folder)
@@ -122,12 +117,10 @@ class SceneOutcome:
                                "tiles_per_second": self.tiles_per_second}
 
 
-def completed_counts(folder: Path) -> tuple[int, int]:
+def completed_counts(folder: str | Path) -> tuple[int, int]:
     """``(tiles, blocks)`` of a finished scene folder from ``saliency.zarr``'s run metadata ((0, 0) if unreadable)."""
     try:
-        import zarr
-
-        attrs = zarr.open_group(str(folder / "saliency.zarr"), mode="r").attrs
+        attrs = read_attrs(join(folder, "saliency.zarr"))
         height, width = attrs["working_grid"]["height"], attrs["working_grid"]["width"]
         tile, block = int(attrs["tile"]), int(attrs["block"])
     except Exception:  # noqa: BLE001 - counts are informative only
@@ -140,12 +133,12 @@ class ArchiveResult:
     """A whole ``submit``: one outcome per scene, in archive order.
 
     Attributes:
-        out: the output folder.
+        out: the output folder (a ``Path``, or an ``s3://`` URL).
         outcomes: one :class:`SceneOutcome` per scene.
         seconds: wall seconds: ``plan`` (all scenes), ``run`` (execution) and ``total``.
     """
 
-    out: Path
+    out: str | Path
     outcomes: list[SceneOutcome]
     seconds: dict[str, float] = field(default_factory=dict)
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import geosal
 from geosal.archive.outcome import ArchiveResult, SceneOutcome
+from geosal.raster.objects import is_file, join, write_text
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -45,11 +46,11 @@ def _seconds(outcome: SceneOutcome, stage: str) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def _row(outcome: SceneOutcome, out: Path) -> str:
+def _row(outcome: SceneOutcome, out: str | Path) -> str:
     folder = quote(outcome.name)
-    quicklook = out / outcome.name / "quicklook.jpg"
+    shown = outcome.status != "failed" and is_file(join(out, outcome.name, "quicklook.jpg"))
     thumb = (f'<a href="{folder}/quicklook.jpg"><img class="thumb" src="{folder}/quicklook.jpg" '
-             f'alt="quicklook of {escape(outcome.name)}" loading="lazy"></a>') if outcome.status != "failed" and quicklook.is_file() else ""
+             f'alt="quicklook of {escape(outcome.name)}" loading="lazy"></a>') if shown else ""
     name = f'<a href="{folder}/">{escape(outcome.name)}</a>' if outcome.status != "failed" else escape(outcome.name)
     tiles = f"{outcome.tiles_computed} / {outcome.tiles}" if outcome.tiles else ""
     blocks = f"{outcome.blocks}" + (f" ({outcome.blocks_skipped} done before)" if outcome.blocks_skipped and outcome.status == "ok" else "")
@@ -112,8 +113,7 @@ def render_report(result: ArchiveResult, archive: str = "") -> str:
 """
 
 
-def write_report(path: str | Path, result: ArchiveResult, archive: str = "") -> Path:
-    """Write :func:`render_report` to ``path`` (UTF-8); returns ``path``."""
-    path = Path(path)
-    path.write_text(render_report(result, archive), encoding="utf-8")
+def write_report(path: str | Path, result: ArchiveResult, archive: str = "") -> str | Path:
+    """Write :func:`render_report` to ``path`` (UTF-8; a path or an ``s3://`` URL); returns ``path``."""
+    write_text(path, render_report(result, archive), encoding="utf-8")
     return path

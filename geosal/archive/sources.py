@@ -8,11 +8,14 @@ output folder name (:mod:`geosal.archive.names`).
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 from geosal.archive.errors import ArchiveError
 from geosal.archive.names import assign_names
+from geosal.raster.objects import is_object_url, is_url, list_objects, stem
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 """Suffixes searched for in a folder, compared case-insensitively (``.TIF`` too)."""
@@ -52,20 +55,24 @@ def discover_scenes(archive: str | Path, asset: str | None = None, exclude: str 
     Args:
         archive: a folder (searched recursively for ``*.tif`` / ``*.tiff`` in
             any case, hidden files and folders skipped), a glob pattern (``**``
-            allowed; every matching file), a single GeoTIFF, or a STAC Catalog,
+            allowed; every matching file), a single GeoTIFF, a STAC Catalog,
             Collection, ItemCollection or Item JSON file (see
-            :mod:`geosal.archive.stac_input`).
+            :mod:`geosal.archive.stac_input`), or the URL of a GeoTIFF or STAC file
+            (``https://``, ``s3://``), or an ``s3://bucket/prefix/`` (listed like a folder).
         asset: STAC asset key to process (default: chosen per item).
-        exclude: a folder whose contents are never scenes (the output folder,
+        exclude: a folder (or ``s3://`` prefix) whose contents are never scenes (the output folder,
             in case it lies inside the archive).
 
     Raises:
         ArchiveError: the archive does not exist, holds no scene, or its STAC
             file cannot be read.
+        StorageError: a remote archive cannot be read or listed (missing, refused, unreachable).
     """
     text = str(archive)
     path = Path(text)
-    if path.is_dir():
+    if is_url(text):
+        entries, kind = _remote_entries(text, asset, exclude)
+    elif path.is_dir():
         entries = _folder_entries(path, exclude)
         kind = "folder"
     elif path.is_file() and (path.suffix.lower() in STAC_SUFFIXES or _looks_like_json(path)):
@@ -85,10 +92,29 @@ def discover_scenes(archive: str | Path, asset: str | None = None, exclude: str 
         raise ArchiveError(f"{text}: no such folder, file or glob pattern")
     if not entries:
         raise ArchiveError(f"{text}: the {kind} holds no scene (looked for {', '.join(GEOTIFF_SUFFIXES)} files)"
-                           if kind == "folder" else f"{text}: the {kind} lists no item")
+                           if kind in ("folder", "bucket prefix") else f"{text}: the {kind} lists no item")
     entries = _unique_sources(entries)
     names = assign_names([(e.label, e.key) for e in entries])
     return [ArchiveScene(name, e.source, e.label, e.error) for name, e in zip(names, entries)]
+
+
+def _remote_entries(url: str, asset: str | None, exclude: str | Path | None) -> tuple[list[_Entry], str]:
+    """The entries of a remote archive and what it is: a STAC file or a GeoTIFF by its suffix, else an ``s3://``
+    prefix, listed for GeoTIFFs like a folder (an HTTP server cannot be listed)."""
+    suffix = PurePosixPath(urlparse(url).path).suffix.lower()
+    if suffix in STAC_SUFFIXES:
+        from geosal.archive.stac_input import stac_entries
+
+        return [_Entry(*entry) for entry in stac_entries(url, asset)], "STAC file"
+    if suffix in GEOTIFF_SUFFIXES:
+        return [_Entry(stem(url), url, PurePosixPath(urlparse(url).path).name)], "file"
+    if not is_object_url(url):
+        raise ArchiveError(f"{url}: an {urlparse(url).scheme}:// archive must be a STAC JSON file or a GeoTIFF "
+                           "(a web server's folders cannot be listed)")
+    prefix = url.rstrip("/")
+    excluded = os.fspath(exclude).rstrip("/") + "/" if exclude is not None and is_url(exclude) else None
+    found = [u for u in list_objects(prefix, GEOTIFF_SUFFIXES) if excluded is None or not u.startswith(excluded)]
+    return [_Entry(stem(u), u, u[len(prefix):].lstrip("/")) for u in found], "bucket prefix"
 
 
 def _folder_entries(root: Path, exclude: str | Path | None) -> list[_Entry]:

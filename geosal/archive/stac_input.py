@@ -1,10 +1,12 @@
-"""Scenes from a local STAC file: a Catalog or Collection (child and item links
+"""Scenes from a STAC file, local or remote (``https://``, ``s3://``): a Catalog or Collection (child and item links
 followed recursively), an ItemCollection, or a single Item.
 
 Each Item gives one scene: its id is the scene's label and one of its assets
 the raster. Asset hrefs are resolved relative to the file that holds the Item
-(the Item's own JSON, or the ItemCollection file); URLs are kept as they are
-for GDAL to open.
+(the Item's own JSON, or the ItemCollection file), as STAC says, whether that
+file is a path or a URL; absolute URLs are kept as they are for GDAL to open.
+Remote files are read through :mod:`geosal.raster.objects` (retries, the
+storage access of :mod:`geosal.raster.credentials`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pystac
+from pystac.stac_io import DefaultStacIO
 
 from geosal.archive.errors import ArchiveError
+from geosal.raster.errors import StorageError
+from geosal.raster.objects import is_url, read_bytes, resolve_href, write_text
 
 GEOTIFF_MEDIA_TYPES = ("image/tiff", "image/geotiff", "image/vnd.stac.geotiff")
 """Media type prefixes taken as GeoTIFF (``image/tiff; application=geotiff; profile=cloud-optimized`` too)."""
@@ -25,11 +29,26 @@ FALLBACK_ASSETS = ("image", "visual")
 """Asset keys used when no asset has role ``data`` or a GeoTIFF media type."""
 
 
-def stac_entries(path: Path, asset: str | None = None) -> list[tuple[str, str, str, str | None]]:
+class ObjectStacIO(DefaultStacIO):
+    """pystac's reads and writes through :mod:`geosal.raster.objects`: local files, ``https://`` (read) and ``s3://``."""
+
+    def read_text(self, source, *args, **kwargs) -> str:
+        href = str(source)
+        return read_bytes(href).decode() if is_url(href) else super().read_text(source, *args, **kwargs)
+
+    def write_text(self, dest, txt: str, *args, **kwargs) -> None:
+        href = str(dest)
+        if is_url(href):
+            write_text(href, txt)
+        else:
+            super().write_text(dest, txt, *args, **kwargs)
+
+
+def stac_entries(path: str | Path, asset: str | None = None) -> list[tuple[str, str, str, str | None]]:
     """``(label, source, key, error)`` for every Item in the STAC file ``path``.
 
     Args:
-        path: local JSON file of type ``Catalog``, ``Collection``,
+        path: JSON file (a local path, an ``https://`` or ``s3://`` URL) of type ``Catalog``, ``Collection``,
             ``FeatureCollection`` (ItemCollection) or ``Feature`` (Item).
         asset: asset key to process; an Item without it becomes an entry with
             an ``error`` (a per-scene failure), not an exception.
@@ -42,25 +61,30 @@ def stac_entries(path: Path, asset: str | None = None) -> list[tuple[str, str, s
     Raises:
         ArchiveError: the file is not valid JSON or not a STAC object, or a
             linked catalog or item cannot be read.
+        StorageError: a remote file cannot be read (missing, refused, unreachable).
     """
+    location = os.fspath(path) if is_url(path) else str(Path(path).absolute())
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_bytes(location))
+    except StorageError:
+        raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ArchiveError(f"{path}: not a readable STAC JSON file ({error})") from None
     kind = data.get("type") if isinstance(data, dict) else None
+    stac_io = ObjectStacIO()
     try:
         if kind == "FeatureCollection":
             collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
-            items = [(item, str(path.absolute())) for item in collection]
+            items = [(item, location) for item in collection]
         elif kind == "Feature":
-            item = pystac.Item.from_file(str(path.absolute()))
-            items = [(item, str(path.absolute()))]
+            item = pystac.Item.from_file(location, stac_io=stac_io)
+            items = [(item, location)]
         elif kind in ("Catalog", "Collection"):
-            catalog = pystac.read_file(str(path.absolute()))
-            items = [(item, item.get_self_href() or str(path.absolute())) for item in catalog.get_items(recursive=True)]
+            catalog = pystac.read_file(location, stac_io=stac_io)
+            items = [(item, item.get_self_href() or location) for item in catalog.get_items(recursive=True)]
         else:
             raise ArchiveError(f"{path}: not a STAC Catalog, Collection, ItemCollection or Item (type {kind!r})")
-    except ArchiveError:
+    except (ArchiveError, StorageError):
         raise
     except (OSError, ValueError, KeyError, TypeError, pystac.STACError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -95,16 +119,4 @@ def _entry(item: pystac.Item, base: str, asset_key: str | None) -> tuple[str, st
         _, asset = choose_asset(item, asset_key)
     except KeyError as error:
         return item.id, base, f"{item.id}\n{base}", error.args[0]
-    return item.id, absolute_href(asset.href, base), f"{item.id}\n{asset.href}", None
-
-
-def absolute_href(href: str, base: str) -> str:
-    """``href`` resolved against the file ``base``: a local absolute path, or the URL unchanged."""
-    parsed = urlparse(href)
-    if parsed.scheme == "file":
-        return unquote(parsed.path)
-    if parsed.scheme and len(parsed.scheme) > 1:  # http(s), s3, gs... (one letter: a Windows drive)
-        return href
-    if os.path.isabs(href):
-        return os.path.normpath(href)
-    return os.path.normpath(os.path.join(os.path.dirname(base), href))
+    return item.id, resolve_href(asset.href, base), f"{item.id}\n{asset.href}", None

@@ -42,7 +42,8 @@ from geosal.pipeline.errors import OutputError
 from geosal.pipeline.executor import Executor, InProcessExecutor
 from geosal.pipeline.lock import OutputLock
 from geosal.pipeline.pause import pause_point
-from geosal.pipeline.scene import PreparedScene, execute_scene, prepare_scene
+from geosal.pipeline.scene import PreparedScene, execute_scene, is_complete, output_root, prepare_scene, scene_output
+from geosal.raster.objects import join
 
 Ready = tuple[ArchiveScene, PreparedScene, float]
 """A planned scene: the scene, its prepared output, and its planning time in seconds."""
@@ -63,15 +64,15 @@ def plan_archive(
         scene already settled, by name: ``failed`` (planning error, with its
         one-line message) or ``skipped`` (complete, with ``resume``).
     """
-    out = Path(out)
+    out = output_root(out)
     ready: list[Ready] = []
     settled: dict[str, SceneOutcome] = {}
     for scene in tqdm(scenes, desc="planning", unit="scene", disable=not progress, leave=False):
-        final = out / scene.name
+        final = scene_output(out, scene.name)
         if scene.error is not None:
             settled[scene.name] = SceneOutcome.failed(scene, scene.error, "plan")
             continue
-        if resume and not overwrite and final.is_dir():
+        if resume and not overwrite and is_complete(final):
             settled[scene.name] = SceneOutcome.already_complete(scene, final)  # what prepare_scene would decide, without planning
             continue
         started = time.perf_counter()
@@ -171,7 +172,7 @@ def submit_archive(
 
     Args:
         archive: folder, glob pattern, GeoTIFF or STAC file (see :func:`discover_scenes`).
-        out: output folder: ``OUT/<scene>/`` per scene, plus ``catalog.json``,
+        out: output folder (or ``s3://bucket/prefix``): ``OUT/<scene>/`` per scene, plus ``catalog.json``,
             ``summary.json`` and ``report.html``.
         config: the run configuration; ``config.archive`` sets the STAC asset
             and the scenes in flight, ``config.compute`` the executor.
@@ -194,15 +195,16 @@ def submit_archive(
     """
     from geosal.models import resolve_spec
 
-    out = Path(out)
+    out = output_root(out)
     started = time.perf_counter()
     scenes = discover_scenes(archive, config.archive.asset, exclude=out)
     resolve_spec(config.model.name, **config.model.overrides())  # a bad model fails the invocation, not every scene
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if isinstance(out, Path):
+            out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create {out}: {error.strerror or error}") from None
-    with OutputLock.acquire(out / ".lock", f"the archive output {out}") as lock:
+    with OutputLock.acquire(join(out, ".lock"), f"the archive output {out}") as lock:
         if lock.taken_over and progress:
             print(f"note: {lock.taken_over}")
         ready, settled = plan_archive(scenes, out, config, overwrite, resume, progress)
@@ -217,12 +219,13 @@ def submit_archive(
 
         result = ArchiveResult(out, [settled[s.name] for s in scenes],
                                {"plan": planned - started, "run": ran - planned, "total": ran - started})
-        write_catalog(out, [o.name for o in result.outcomes])  # every complete scene folder, even one this run refused
+        complete = [o.name for o in result.outcomes if o.status != "failed" or is_complete(scene_output(out, o.name))]
+        write_catalog(out, complete)  # every complete scene folder, even one this run refused
         for outcome in result.outcomes:  # the catalog adds root/parent links to each item.json
             if outcome.status != "failed":
-                outcome.output_bytes = folder_bytes(out / outcome.name)
-        write_summary(out / "summary.json", result, archive=str(archive))
-        write_report(out / "report.html", result, archive=str(archive))
+                outcome.output_bytes = folder_bytes(scene_output(out, outcome.name))
+        write_summary(join(out, "summary.json"), result, archive=str(archive))
+        write_report(join(out, "report.html"), result, archive=str(archive))
     if lost:
         raise lost[0]
     return result

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import geosal
 from geosal.archive.outcome import ArchiveResult
+from geosal.raster.objects import write_text
 
 
 def summary_dict(result: ArchiveResult, archive: str = "") -> dict:
@@ -28,8 +29,7 @@ def summary_dict(result: ArchiveResult, archive: str = "") -> dict:
     }
 
 
-def write_summary(path: str | Path, result: ArchiveResult, archive: str = "") -> Path:
-    """Write :func:`summary_dict` as indented JSON to ``path``; returns ``path``."""
-    path = Path(path)
-    path.write_text(json.dumps(summary_dict(result, archive), indent=2) + "\n")
+def write_summary(path: str | Path, result: ArchiveResult, archive: str = "") -> str | Path:
+    """Write :func:`summary_dict` as indented JSON to ``path`` (a path, or an ``s3://`` URL); returns ``path``."""
+    write_text(path, json.dumps(summary_dict(result, archive), indent=2) + "\n")
     return path

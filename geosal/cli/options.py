@@ -54,6 +54,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "instead of failing")
     source.add_argument("--max-pixels", type=float, metavar="N",
                         help="largest working grid accepted, in pixels after resampling (default 1e10)")
+    storage = parser.add_argument_group("remote storage (credentials and endpoint: the standard AWS_* environment)")
+    storage.add_argument("--no-sign-request", action="store_true", default=None,
+                         help="unsigned requests to s3:// (public buckets; also AWS_NO_SIGN_REQUEST=YES)")
+    storage.add_argument("--retries", type=int, metavar="N",
+                         help="retries of a request that failed transiently (HTTP 429/5xx, timeouts), with backoff (default 5)")
     compute = parser.add_argument_group("compute")
     compute.add_argument("--scheduler", metavar="ADDRESS",
                          help="use a running Dask scheduler (tcp://host:8786); 'in-process' runs without Dask; "
@@ -131,5 +136,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                     "gpu": args.gpu, "gpu_slots": args.gpu_slots, "autocast": args.autocast, "compile": args.compile,
                     "worker_wait_s": args.worker_wait, "max_task_memory_gib": args.max_task_memory},
         "archive": {"asset": getattr(args, "asset", None), "max_scenes_in_flight": getattr(args, "max_scenes_in_flight", None)},
+        "storage": {"unsigned": args.no_sign_request, "retries": args.retries},
     }
     return load_config(args.config, overrides)
+
+
+def configure_storage(config: RunConfig) -> None:
+    """Resolve this process's storage access from the AWS environment and ``config.storage`` and apply it (the
+    workers get it from the Dask executor).
+
+    Raises:
+        StorageConfigError: the environment names a profile that does not exist, or an endpoint that is not a URL.
+    """
+    from geosal.raster.credentials import StorageAccess, apply
+
+    storage = config.storage
+    apply(StorageAccess.from_environment(unsigned=storage.unsigned or None, retries=storage.retries,
+                                         retry_delay_s=storage.retry_delay_s, timeout_s=storage.timeout_s))

@@ -6,19 +6,21 @@ import argparse
 import shlex
 import time
 
-from geosal.cli.options import add_run_options, config_from_args
+from geosal.cli.options import add_run_options, config_from_args, configure_storage
 
 DESCRIPTION = (
-    "Compute the per-scale and combined SMOE saliency of SCENE (any GeoTIFF) and write OUT/<scene-name>/: "
-    "saliency.zarr, combined.tif and lovi.tif (COGs), QGIS styles, quicklook.jpg and a STAC item.json."
+    "Compute the per-scale and combined SMOE saliency of SCENE (any GeoTIFF: a path, an https:// or an s3:// URL) "
+    "and write OUT/<scene-name>/ (a folder, or an s3://bucket/prefix): saliency.zarr, combined.tif and lovi.tif (COGs), "
+    "QGIS styles, quicklook.jpg and a STAC item.json. Credentials and endpoints for s3:// come from the standard AWS "
+    "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE)."
 )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``run`` to ``geosal``'s sub-commands; returns its parser."""
     parser = subparsers.add_parser("run", help="saliency layers of one scene", description=DESCRIPTION)
-    parser.add_argument("scene", help="input raster (GeoTIFF or anything GDAL reads)")
-    parser.add_argument("out", help="output folder; the scene's layers go to OUT/<scene-name>/")
+    parser.add_argument("scene", help="input raster (GeoTIFF or anything GDAL reads): a path, https://... or s3://bucket/key")
+    parser.add_argument("out", help="output folder or s3://bucket/prefix; the scene's layers go to OUT/<scene-name>/")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="replace an existing output")
     existing.add_argument("--resume", action="store_true", help="continue an interrupted run, recomputing only unfinished blocks")
@@ -31,8 +33,10 @@ def command(args: argparse.Namespace) -> int:
     """Plan the scene (every check before any cluster starts), run it, print where the outputs are."""
     from geosal.cluster import check_device, open_executor
     from geosal.pipeline import execute_scene, prepare_scene
+    from geosal.raster.objects import is_url
 
     config = config_from_args(args)
+    configure_storage(config)
     check_device(config.compute)
     started = time.perf_counter()
     prepared = prepare_scene(args.scene, args.out, config, overwrite=args.overwrite, resume=args.resume)
@@ -55,5 +59,6 @@ def command(args: argparse.Namespace) -> int:
         f"rasterio.open('ZARR:\"{out}/saliency.zarr\":/combined')\n"
         f"    quicklook.jpg, item.json (STAC)"
     )
-    print(f"  look at them: geosal view {shlex.quote(str(out))}")
+    if not is_url(out):
+        print(f"  look at them: geosal view {shlex.quote(str(out))}")
     return 0

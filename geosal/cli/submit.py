@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from geosal.cli.options import add_run_options, config_from_args
+from geosal.cli.options import add_run_options, config_from_args, configure_storage
 
 DESCRIPTION = (
     "Compute the saliency layers of every scene of ARCHIVE: a folder (searched recursively for *.tif / *.tiff), "
-    "a quoted glob pattern, or a local STAC Catalog / ItemCollection / Item JSON file. Every scene is planned first; "
-    "a scene that cannot be processed is recorded and the others go on. OUT/ receives one folder per scene "
+    "a quoted glob pattern, an s3://bucket/prefix/ (listed likewise), or a STAC Catalog / ItemCollection / Item JSON "
+    "file (local, https:// or s3://). Every scene is planned first; "
+    "a scene that cannot be processed is recorded and the others go on. OUT/ (a folder or an s3://bucket/prefix) "
+    "receives one folder per scene "
     "(as `geosal run` writes), catalog.json (a STAC Catalog of the scenes' items), summary.json and report.html. "
     "Exit status: 0 all scenes done, 1 some failed, 2 bad invocation."
 )
@@ -25,8 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add ``submit`` to the ``geosal`` subcommands; returns its parser."""
     submit = subparsers.add_parser("submit", help="saliency layers of a whole archive (folder, glob or STAC)",
                                    description=DESCRIPTION)
-    submit.add_argument("archive", metavar="ARCHIVE", help="folder, quoted glob pattern, or STAC JSON file")
-    submit.add_argument("out", metavar="OUT", help="output folder: OUT/<scene>/ per scene, plus catalog.json, summary.json, report.html")
+    submit.add_argument("archive", metavar="ARCHIVE",
+                        help="folder, quoted glob pattern, s3://bucket/prefix/, or STAC JSON file (path or URL)")
+    submit.add_argument("out", metavar="OUT",
+                        help="output folder or s3://bucket/prefix: OUT/<scene>/ per scene, plus catalog.json, summary.json, report.html")
     existing = submit.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="recompute scenes whose output exists")
     existing.add_argument("--resume", action="store_true",
@@ -46,8 +50,10 @@ def command(args: argparse.Namespace) -> int:
     from geosal.archive.report import human_bytes
     from geosal.archive.submit import submit_archive
     from geosal.cluster import check_device
+    from geosal.raster.objects import is_url
 
     config = config_from_args(args)
+    configure_storage(config)
     check_device(config.compute)
     result = submit_archive(args.archive, args.out, config, overwrite=args.overwrite, resume=args.resume,
                             progress=True, quiet=False)
@@ -71,5 +77,6 @@ def command(args: argparse.Namespace) -> int:
     )
     if failed:
         print("  rerun with --resume to continue after fixing the failures (complete scenes are skipped)")
-    print(f"  look at them: geosal view {shlex.quote(str(out))}")
+    if not is_url(out):
+        print(f"  look at them: geosal view {shlex.quote(str(out))}")
     return result.exit_code

@@ -39,14 +39,17 @@ from typing import Any
 import dask
 from distributed import Client, Future, KilledWorker, span, wait
 from distributed.comm.core import CommClosedError
+from distributed.diagnostics.plugin import WorkerPlugin
 from tqdm import tqdm
 
 from geosal.cluster.errors import ClusterError, ClusterLostError
 from geosal.cluster.plugin import ModelPlugin, call_with_runner
+from geosal.cluster.storage import StoragePlugin, needs_storage, storage_plugin_name
 from geosal.models import weight_bytes
 from geosal.pipeline.failures import call_task, unwrap
 from geosal.pipeline.job import SceneJob
 from geosal.pipeline.runner import RunnerKey
+from geosal.raster.credentials import current
 
 REGISTER_ATTEMPTS = 6
 """Attempts at registering the model plugin when a worker dies during the registration."""
@@ -74,8 +77,9 @@ def lost_scheduler(client: Client) -> ClusterLostError:
                             "is kept: start a scheduler and workers, then rerun with --resume")
 
 
-def register_model_plugin(client: Client, plugin: ModelPlugin, name: str, attempts: int = REGISTER_ATTEMPTS) -> None:
-    """Register ``plugin`` on every worker, present and future, retrying when a worker dies meanwhile.
+def register_model_plugin(client: Client, plugin: WorkerPlugin, name: str, attempts: int = REGISTER_ATTEMPTS) -> None:
+    """Register ``plugin`` (the model's, or the storage access's) on every worker, present and future, retrying when
+    a worker dies meanwhile.
 
     A worker that dies while the scheduler hands it the plugin makes the
     registration fail with a comm error although the scheduler already keeps
@@ -126,6 +130,15 @@ class DaskExecutor:
         self._plugins: set[str] = set()
         self._lock = threading.Lock()  # scenes of an archive map from several threads
 
+    def ensure_storage(self) -> None:
+        """Register the worker plugin that gives the workers this process's storage access (once per access)."""
+        access = current()
+        name = storage_plugin_name(access)
+        with self._lock:
+            if name not in self._plugins:
+                register_model_plugin(self.client, StoragePlugin(access), name)
+                self._plugins.add(name)
+
     def ensure_model(self, key: RunnerKey) -> str:
         """Register the worker plugin that holds ``key``'s model (once per model); returns its name."""
         name = plugin_name(key)
@@ -144,6 +157,8 @@ class DaskExecutor:
         Raises:
             ClusterError: see the module docstring; a user-caused error of a task as itself.
         """
+        if needs_storage(job):
+            self.ensure_storage()
         if model is not None:
             plugin = self.ensure_model(model)
             call, head = call_with_runner, (stage, plugin, function)

@@ -10,46 +10,41 @@ metadata, the STAC Item, the scene result and the archive summary.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 from geosal.pipeline.job import SceneJob
 from geosal.raster.damaged import SourceBlock
+from geosal.raster.objects import join, list_files, parent, read_many, remove_tree, write_atomic
 
 FOLDER = ".bad_blocks"
 """Folder of the records in the scene's partial output folder."""
 
 
-def _folder(job: SceneJob) -> Path:
-    return Path(os.path.dirname(job.store)) / FOLDER
+def _folder(job: SceneJob) -> str:
+    return join(parent(job.store), FOLDER)
 
 
 def record_bad_blocks(job: SceneJob, index: int, blocks: tuple[SourceBlock, ...]) -> None:
     """Record that pass-1 block ``index`` read around ``blocks`` (written atomically; nothing when empty)."""
     if not blocks:
         return
-    folder = _folder(job)
-    folder.mkdir(exist_ok=True)
-    draft = folder / f".{index}.{os.getpid()}"
-    draft.write_text(json.dumps([b.as_dict() for b in blocks]))
-    os.replace(draft, folder / f"{index}.json")
+    write_atomic(join(_folder(job), f"{index}.json"), json.dumps([b.as_dict() for b in blocks]).encode())
 
 
 def collect_bad_blocks(job: SceneJob) -> list[dict[str, int]]:
     """Every unreadable source block recorded for the scene, once each (blocks meet several pass-1 blocks'
     reads through their halos), in row-major order: ``{"row", "col", "x", "y", "width", "height"}``."""
     folder = _folder(job)
+    records = [join(folder, name) for name in list_files(folder) if name.endswith(".json") and "/" not in name]
     found = {}
-    for path in folder.glob("*.json") if folder.is_dir() else ():
-        for block in json.loads(path.read_text()):
+    for content in read_many(records):
+        for block in json.loads(content):
             found[(block["row"], block["col"])] = block
     return [found[key] for key in sorted(found)]
 
 
 def remove_records(job: SceneJob) -> None:
     """Remove the records from the partial output folder (after they went into the outputs)."""
-    shutil.rmtree(_folder(job), ignore_errors=True)
+    remove_tree(_folder(job))
 
 
 def describe_bad_blocks(blocks: list[dict[str, int]]) -> str:

@@ -9,7 +9,7 @@ of at most :data:`QUICKLOOK_SIDE` pixels.
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from geosal.models.card import MLM_SCHEMA, stac_mlm_fields
@@ -19,24 +19,50 @@ from geosal.pipeline.overviews import pyramid_levels
 from geosal.pipeline.pass2 import PYRAMID, TILES, partial_folder, pyramid_array, pyramid_path, tile_path
 from geosal.pipeline.plan import PREVIEW_SIDE
 from geosal.raster import make_item, read_region, write_item, write_qml_pseudocolor, write_qml_rgba, write_quicklook
-from geosal.raster.cog_tiles import write_cog
+from geosal.raster.cog_tiles import CogLayout, write_cog
+from geosal.raster.objects import absolute, is_url, join, read_many, remove_tree, writing
 from geosal.raster.store import COMBINED, FAST_CAM, LOVI, PREVIEW
 
 QUICKLOOK_SIDE = PREVIEW_SIDE
 QUICKLOOK = "quicklook.jpg"
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+FETCH_BATCH = 64
+"""Encoded tiles fetched at once from an object store while a COG is assembled."""
 
 
-def export_layers(job: SceneJob, folder: Path) -> list[str]:
+def export_layers(job: SceneJob, folder: str | Path) -> list[str]:
     """Write ``combined.tif``, ``lovi.tif`` (and ``fast_cam.tif``) from the encoded tiles, with their ``.qml``
-    styles; returns the names of the files written."""
+    styles, into ``folder`` (a local folder, or an ``s3://`` prefix: each file is assembled in a temporary file
+    and uploaded whole); returns the names of the files written."""
     written = []
     for name, layout in cog_layouts(job.plan).items():
-        write_cog(folder / f"{name}.tif", layout, lambda level, row, col, name=name: tile_path(job, name, level, row, col))
-        style = folder / f"{name}.qml"
-        (write_qml_rgba if name == LOVI else write_qml_pseudocolor)(style)
-        written += [f"{name}.tif", style.name]
+        with writing(join(folder, f"{name}.tif")) as target:
+            write_cog(target, layout, _tile_source(job, name, layout))
+        with writing(join(folder, f"{name}.qml")) as style:
+            (write_qml_rgba if name == LOVI else write_qml_pseudocolor)(style)
+        written += [f"{name}.tif", f"{name}.qml"]
     return written
+
+
+def _tile_source(job: SceneJob, layer: str, layout: CogLayout) -> Callable[[int, int, int], str | bytes]:
+    """``write_cog``'s tile source for ``layer``: the fragment files' paths, or for fragments in an object store
+    their bytes, fetched :data:`FETCH_BATCH` at a time (concurrently) in the order ``write_cog`` asks for them."""
+    if not is_url(job.store):
+        return lambda level, row, col: tile_path(job, layer, level, row, col)
+    order = [(level, row, col) for level in reversed(range(len(layout.levels)))
+             for row in range(layout.tiles(level)[0]) for col in range(layout.tiles(level)[1])]
+    position = {tile: index for index, tile in enumerate(order)}
+    fetched: dict[tuple[int, int, int], bytes] = {}
+
+    def source(level: int, row: int, col: int) -> bytes:
+        if (level, row, col) not in fetched:
+            start = position[level, row, col]
+            batch = order[start:start + FETCH_BATCH]
+            fetched.clear()
+            fetched.update(zip(batch, read_many([tile_path(job, layer, *tile) for tile in batch])))
+        return fetched.pop((level, row, col))
+
+    return source
 
 
 def layer_overview(job: SceneJob, layer: str, max_side: int):
@@ -49,7 +75,7 @@ def layer_overview(job: SceneJob, layer: str, max_side: int):
     return read_region(pyramid_path(job), pyramid_array(layer, level), 0, 0, height, width)
 
 
-def export_quicklook(job: SceneJob, folder: Path) -> None:
+def export_quicklook(job: SceneJob, folder: str | Path) -> None:
     """``quicklook.jpg``: the scene (the preview pass 1 stored: the model's input,
     scene-wide scaling, never a re-read of the source), the combined map and LOVI."""
     plan = job.plan
@@ -60,11 +86,13 @@ def export_quicklook(job: SceneJob, folder: Path) -> None:
     scene = scene[:, ::step, ::step]
     combined = decode_units(layer_overview(job, COMBINED, QUICKLOOK_SIDE)[0], COG_CODES)
     lovi = layer_overview(job, LOVI, QUICKLOOK_SIDE)
-    write_quicklook(folder / QUICKLOOK, scene[:3] if len(scene) >= 3 else scene[:1], combined, lovi)
+    with writing(join(folder, QUICKLOOK)) as target:
+        write_quicklook(target, scene[:3] if len(scene) >= 3 else scene[:1], combined, lovi)
 
 
-def export_stac(job: SceneJob, folder: Path, metadata: dict) -> None:
-    """``item.json``: a STAC Item linking every output and the source scene."""
+def export_stac(job: SceneJob, folder: str | Path, metadata: dict) -> None:
+    """``item.json``: a STAC Item linking every output (relative hrefs, valid wherever the folder is: a disk, a
+    bucket) and the source scene (its absolute path or URL)."""
     plan = job.plan
     output = scene_grids(plan).output
     resolution = abs(output.affine.a)
@@ -85,13 +113,14 @@ def export_stac(job: SceneJob, folder: Path, metadata: dict) -> None:
     described = ("model", "statistic", "weights", "layers", "tile", "halo", "notes", "bad_blocks")
     properties = {f"geosal:{k}": v for k, v in metadata.items() if k in described} | stac_mlm_fields(plan.spec)
     item = make_item(job.name, plan.scene, output.affine, (output.height, output.width), assets, properties,
-                     source_href=str(Path(plan.scene.path).resolve()))
+                     source_href=absolute(plan.scene.path))
     item.stac_extensions.append(MLM_SCHEMA)  # the model that explains the scene, as the ML Model extension says
-    write_item(item, folder / "item.json")
+    with writing(join(folder, "item.json")) as target:
+        write_item(item, target)
 
 
 def remove_scratch(job: SceneJob) -> None:
     """Remove the encoded tiles and the scratch pyramid from the partial output folder."""
     folder = partial_folder(job)
     for name in (TILES, PYRAMID):
-        shutil.rmtree(folder / name, ignore_errors=True)
+        remove_tree(join(folder, name))

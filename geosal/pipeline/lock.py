@@ -2,7 +2,9 @@
 
 A lock is a file beside the output (``OUT/.<name>.lock`` for a scene,
 ``OUT/.lock`` for ``geosal submit``), created atomically (hard link of a
-complete draft: it exists whole or not at all, on NFS too) and holding the
+complete draft: it exists whole or not at all, on NFS too; in an object store,
+``s3://``, a conditional PUT that creates the object only if it is absent,
+``If-None-Match: *``) and holding the
 owner as JSON: host name, boot id, pid and the process's start time, when
 the run started, and a random token. While the run lasts, one thread per
 process touches every lock it holds every :data:`HEARTBEAT_S` seconds.
@@ -13,8 +15,8 @@ so), when
 - it was made on this machine (same host name and boot id) and its process is
   gone (no such pid, or the pid now belongs to a process started at another
   time): a crashed or killed run, detected at once; or
-- its heartbeat (the file's modification time) is older than :data:`STALE_S`
-  seconds: a run on another machine that died, or a machine rebooted since.
+- its heartbeat (the file's modification time; an object's ``LastModified``, rewritten by each
+  heartbeat) is older than :data:`STALE_S` seconds: a run on another machine that died, or a machine rebooted since.
 
 A lock that is not stale refuses the new run in one line naming its owner;
 nothing of the running output is touched. Locks keep other processes out: a
@@ -41,6 +43,8 @@ from pathlib import Path
 import psutil
 
 from geosal.pipeline.errors import OutputError
+from geosal.raster.errors import StorageError
+from geosal.raster.objects import delete, exists, is_url, modified, read_bytes, write_bytes
 
 HEARTBEAT_S = 10.0
 """Seconds between two touches of a held lock."""
@@ -103,34 +107,43 @@ def process_alive(pid: int, started: float) -> bool:
         return True
 
 
-def read_owner(path: Path) -> LockOwner | None:
+LockPath = Path | str
+"""A lock file: a local path, or an ``s3://`` URL."""
+
+
+def read_owner(path: LockPath) -> LockOwner | None:
     """The owner written in lock ``path``, or None when it is gone or unreadable."""
     try:
-        return LockOwner(**json.loads(path.read_text()))
+        return LockOwner(**json.loads(path.read_text() if isinstance(path, Path) else read_bytes(path)))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def stale_reason(path: Path, owner: LockOwner) -> str | None:
+def stale_reason(path: LockPath, owner: LockOwner) -> str | None:
     """Why lock ``path`` (held by ``owner``) is stale, or None when its run may still be alive (see the module docstring)."""
     if owner.same_machine():
         return None if process_alive(owner.pid, owner.process_started) else f"process {owner.pid} is gone"
     try:
-        age = time.time() - path.stat().st_mtime
+        age = time.time() - (path.stat().st_mtime if isinstance(path, Path) else modified(path))
     except FileNotFoundError:
         return "it was removed"
     return f"no heartbeat for {age:.0f} s" if age > STALE_S else None
 
 
-def _write(path: Path, owner: LockOwner) -> None:
+def _write(path: LockPath, owner: LockOwner) -> None:
     """Replace ``path`` with ``owner``'s lock, atomically."""
+    if not isinstance(path, Path):
+        write_bytes(path, json.dumps(asdict(owner)).encode())
+        return
     draft = path.with_name(f"{path.name}.{owner.token}")
     draft.write_text(json.dumps(asdict(owner)))
     os.replace(draft, path)
 
 
-def _create(path: Path, owner: LockOwner) -> bool:
+def _create(path: LockPath, owner: LockOwner) -> bool:
     """Create ``path`` holding ``owner``, atomically; False when it exists."""
+    if not isinstance(path, Path):
+        return write_bytes(path, json.dumps(asdict(owner)).encode(), exclusive=True)
     draft = path.with_name(f"{path.name}.{owner.token}")
     draft.write_text(json.dumps(asdict(owner)))
     try:
@@ -142,6 +155,29 @@ def _create(path: Path, owner: LockOwner) -> bool:
         draft.unlink()
 
 
+def _exists(path: LockPath) -> bool:
+    return path.exists() if isinstance(path, Path) else exists(path)
+
+
+def _unlink(path: LockPath) -> None:
+    if isinstance(path, Path):
+        path.unlink(missing_ok=True)
+    else:
+        delete(path)
+
+
+def _touch(path: LockPath, owner: LockOwner) -> None:
+    """Renew the heartbeat of ``owner``'s lock ``path`` (an object is written again: its ``LastModified`` is the heartbeat)."""
+    if isinstance(path, Path):
+        os.utime(path)
+    else:
+        _write(path, owner)
+
+
+def _with_suffix(path: LockPath, suffix: str) -> LockPath:
+    return path.with_name(path.name + suffix) if isinstance(path, Path) else path + suffix
+
+
 class OutputLock:
     """A held lock (see the module docstring); :meth:`acquire` makes one, :meth:`release` gives it back.
 
@@ -151,27 +187,30 @@ class OutputLock:
         taken_over: what was said about the stale lock this run took over, or None.
     """
 
-    def __init__(self, path: Path, owner: LockOwner, taken_over: str | None = None):
+    def __init__(self, path: LockPath, owner: LockOwner, taken_over: str | None = None):
         self.path, self.owner, self.taken_over = path, owner, taken_over
         self.lost = False
 
     @classmethod
     def acquire(cls, path: str | os.PathLike[str], what: str) -> OutputLock:
-        """Take the lock at ``path`` for ``what`` (named in the messages), taking over a stale one.
+        """Take the lock at ``path`` (a local path or an ``s3://`` URL) for ``what`` (named in the messages), taking
+        over a stale one.
 
         Raises:
             LockHeldError: a live run holds it.
             OutputError: the lock cannot be written (read-only or full file system, permissions).
+            StorageError: the object store refuses (no such bucket, credentials refused), one line.
         """
-        path = Path(path)
+        path = os.fspath(path) if is_url(path) else Path(path)
         owner = LockOwner.here()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(path, Path):
+                path.parent.mkdir(parents=True, exist_ok=True)
             for _ in range(ATTEMPTS):
                 if _create(path, owner):
                     return _KEEPER.hold(cls(path, owner))
                 current = read_owner(path)
-                if current is None and path.exists():
+                if current is None and _exists(path):
                     raise LockHeldError(f"{what}: the lock {path} is unreadable; remove it if no geosal run uses the output")
                 if current is None:  # released meanwhile: try again
                     continue
@@ -186,6 +225,8 @@ class OutputLock:
                     note = f"took over the stale lock of {what} ({current.describe()}: {reason})"
                     return _KEEPER.hold(cls(path, owner, note))
                 time.sleep(0.05)
+        except StorageError:
+            raise
         except OSError as error:
             raise OutputError(f"cannot write to {path.parent}: {error.strerror or error}") from None
         raise LockHeldError(f"{what}: could not take the lock {path} (other runs keep racing for it)")
@@ -207,7 +248,7 @@ class OutputLock:
         _KEEPER.drop(self)
         current = read_owner(self.path)
         if current is not None and current.token == self.owner.token:
-            self.path.unlink(missing_ok=True)
+            _unlink(self.path)
 
     def __enter__(self) -> OutputLock:
         return self
@@ -216,13 +257,13 @@ class OutputLock:
         self.release()
 
 
-def _take_over(path: Path, stale: LockOwner, owner: LockOwner) -> bool:
+def _take_over(path: LockPath, stale: LockOwner, owner: LockOwner) -> bool:
     """Replace the stale lock ``path`` (held by ``stale``) with ``owner``'s, one taker at a time."""
-    guard = path.with_name(path.name + ".takeover")
+    guard = _with_suffix(path, ".takeover")
     if not _create(guard, owner):
         try:
-            if time.time() - guard.stat().st_mtime > STALE_S:  # a taker that died in these few lines
-                guard.unlink(missing_ok=True)
+            if time.time() - (guard.stat().st_mtime if isinstance(guard, Path) else modified(guard)) > STALE_S:
+                _unlink(guard)  # a taker that died in these few lines
         except FileNotFoundError:
             pass
         return False
@@ -230,10 +271,10 @@ def _take_over(path: Path, stale: LockOwner, owner: LockOwner) -> bool:
         current = read_owner(path)
         if current is not None and current.token != stale.token:
             return False  # another run took it meanwhile
-        path.unlink(missing_ok=True)
+        _unlink(path)
         return _create(path, owner)
     finally:
-        guard.unlink(missing_ok=True)
+        _unlink(guard)
 
 
 class _Keeper:
@@ -268,7 +309,7 @@ class _Keeper:
                     lock.lost = True
                     continue
                 try:
-                    os.utime(lock.path)
+                    _touch(lock.path, lock.owner)
                 except OSError:
                     pass  # a transient storage error: the next beat tries again
 

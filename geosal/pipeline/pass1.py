@@ -21,6 +21,7 @@ from geosal.pipeline.runner import TileRunner
 from geosal.raster import bound_gdal_cache, mark_block_done, to_uint8, write_region
 from geosal.raster.damaged import SourceBlock, read_window_checked
 from geosal.raster.gdal_cache import bytes_per_pixel, window_cache_bytes
+from geosal.raster.objects import gdal_path
 from geosal.raster.source import MAX_READ_BYTES
 from geosal.raster.store import CAM, PREVIEW, VALID
 
@@ -54,7 +55,7 @@ def read_block_input(job: SceneJob, index: int) -> BlockInput:
     row, col = plan.block_origin(index)
     size = plan.block + 2 * plan.halo
     bound_gdal_cache(job.settings.gdal_cache_mb, read_cache_bytes(job))
-    with rasterio.open(plan.scene.path) as dataset:
+    with rasterio.open(gdal_path(plan.scene.path)) as dataset:
         data, valid, bad = read_window_checked(dataset, plan.scene, plan.grid, row - plan.halo, col - plan.halo, size, size,
                                                skip_bad_blocks=job.settings.skip_bad_blocks)
     invalid = ~valid

@@ -23,9 +23,7 @@ Arithmetic is float32 torch, single-threaded in each task.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +34,7 @@ from geosal.pipeline.layout import COG_CODES, STORE_CODES, cog_layouts, unit_cod
 from geosal.pipeline.runner import torch_threads
 from geosal.raster import read_region, write_region
 from geosal.raster.cog_tiles import CogLayout, downsample, encode_tile
+from geosal.raster.objects import join, parent, write_bytes
 from geosal.raster.store import CAM, COMBINED, FAST_CAM, LOVI, VALID
 from geosal.saliency.lovi import lovi_uint8
 from geosal.saliency.normalize import normal_cdf
@@ -165,20 +164,19 @@ def encode_block_tiles(job: SceneJob, layer: str, layout: CogLayout, level: int,
             write_fragment(tile_path(job, layer, level, (row + top) // tile, (col + left) // tile), encoded)
 
 
-def write_fragment(path: Path, content: bytes) -> None:
-    """Write an encoded tile; a rerun of the task rewrites the same bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+def write_fragment(path: str, content: bytes) -> None:
+    """Write an encoded tile (a file, or one object in an object store); a rerun of the task rewrites the same bytes."""
+    write_bytes(path, content)
 
 
-def partial_folder(job: SceneJob) -> Path:
-    """The scene's partial output folder (the one holding its Zarr store)."""
-    return Path(os.path.dirname(job.store))
+def partial_folder(job: SceneJob) -> str:
+    """The scene's partial output folder (the one holding its Zarr store): a local path or an ``s3://`` prefix."""
+    return parent(job.store)
 
 
 def pyramid_path(job: SceneJob) -> str:
     """The scratch store of the output layers' overview levels."""
-    return str(partial_folder(job) / PYRAMID)
+    return join(partial_folder(job), PYRAMID)
 
 
 def pyramid_array(layer: str, level: int) -> str:
@@ -186,6 +184,6 @@ def pyramid_array(layer: str, level: int) -> str:
     return f"{layer}_{level}"
 
 
-def tile_path(job: SceneJob, layer: str, level: int, row: int, col: int) -> Path:
-    """The fragment file of one encoded COG tile."""
-    return partial_folder(job) / TILES / layer / str(level) / f"{row}_{col}"
+def tile_path(job: SceneJob, layer: str, level: int, row: int, col: int) -> str:
+    """The fragment file (or object) of one encoded COG tile."""
+    return join(partial_folder(job), TILES, layer, str(level), f"{row}_{col}")

@@ -32,7 +32,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from geosal.raster import (
     working_grid,
 )
 from geosal.raster.damaged import scaling_checked
+from geosal.raster.objects import gdal_path, source_identity
 from geosal.saliency import describe_scales
 from geosal.saliency.combine import resolve_weights
 from geosal.saliency.hooks import ScaleHooks
@@ -182,11 +182,10 @@ class ScenePlan:
         return math.ceil(self.grid.height / scale.stride), math.ceil(self.grid.width / scale.stride)
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines the output (for safe resumption)."""
-        source = [self.scene.path]
-        if os.path.exists(self.scene.path):  # local file: a changed file must not be resumed
-            stat = os.stat(self.scene.path)
-            source += [stat.st_size, int(stat.st_mtime)]
+        """Hash of everything that determines the output (for safe resumption): the plan and the source's identity
+        (a changed file must not be resumed: size and modification time of a local file; size, ETag and
+        Last-Modified of a remote one, :func:`~geosal.raster.objects.source_identity`)."""
+        source = [self.scene.path, *source_identity(self.scene.path)]
         record = {"plan": asdict(self), "source": source}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -327,7 +326,7 @@ def plan_scene(path: str | Path, config: RunConfig) -> tuple[ScenePlan, tuple[st
     gsd, gsd_note = target_gsd(info, spec, config)
     grid = working_grid(info, gsd)
     check_scene_size(str(path), grid, config.tiling.tile, config.input.max_pixels)
-    with rasterio.open(info.path) as dataset:
+    with rasterio.open(gdal_path(info.path)) as dataset:
         scaling = scaling_checked(dataset, info, config.input.low_percentile, config.input.high_percentile,
                                   config.input.skip_bad_blocks)
 

@@ -6,6 +6,14 @@ always complete. An existing output is refused unless ``overwrite`` (replace
 it) or ``resume`` (keep it if complete; continue a partial run, recomputing
 only the blocks not marked done) is given.
 
+``OUT`` may also be an ``s3://bucket/prefix`` (:func:`output_root`). An object
+store cannot rename, so a scene is written in place under ``OUT/<name>/`` (every
+object written whole: Zarr chunks, encoded tiles, each COG uploaded once
+assembled) and is complete once its marker ``OUT/<name>/.geosal-complete.json``
+(:data:`COMPLETE`) exists, which is written last; resume, overwrite and an
+archive's skip-finished logic go by the marker (:func:`is_complete`). There
+``--overwrite`` removes the old output when the run starts (its marker first).
+
 A run holds the scene's output lock (``OUT/.<name>.lock``,
 :mod:`~geosal.pipeline.lock`) from before it touches the output folders until
 it has published them or failed: a second run into the same output refuses,
@@ -15,6 +23,7 @@ one-line :class:`OutputError`; the partial output is kept for ``--resume``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -41,6 +50,25 @@ from geosal.pipeline.plan import ScenePlan, plan_scene
 from geosal.pipeline.runner import runner_key
 from geosal.pipeline.settings import RunSettings
 from geosal.raster import block_stats, create_store, done_blocks, update_attrs
+from geosal.raster.objects import (
+    absolute,
+    delete,
+    exists,
+    is_object_url,
+    is_url,
+    join,
+    remove_tree,
+    scheme,
+    stem,
+    write_bytes,
+    write_text,
+)
+from geosal.raster.store import read_attrs
+
+OutputRoot = Path | str
+"""A local folder (a ``Path``) or an ``s3://`` prefix (a URL string)."""
+COMPLETE = ".geosal-complete.json"
+"""The completion marker of a scene in an object store (written last; holds when and what completed)."""
 
 
 @dataclass
@@ -49,7 +77,7 @@ class SceneResult:
 
     Attributes:
         name: scene name (output folder name).
-        output: the finished output folder.
+        output: the finished output folder (a ``Path``, or an ``s3://`` URL).
         tiles: tiles in the scene; ``tiles_computed`` of them ran in this call.
         blocks_skipped: blocks already done by an earlier, interrupted run.
         seconds: wall time per stage: ``plan``, ``pass1``, ``statistics`` (reduction, scratch pyramid),
@@ -61,7 +89,7 @@ class SceneResult:
     """
 
     name: str
-    output: Path
+    output: OutputRoot
     tiles: int
     tiles_computed: int
     blocks: int
@@ -80,7 +108,7 @@ def run_metadata(plan: ScenePlan, notes: tuple[str, ...]) -> dict:
     """The run description stored in the Zarr attributes and the STAC Item."""
     return {
         "geosal_version": geosal.__version__,
-        "source": str(Path(plan.scene.path).resolve()),
+        "source": absolute(plan.scene.path),
         "model": plan.spec.to_dict(),
         "statistic": plan.statistic,
         "weights": list(plan.weights),
@@ -99,9 +127,11 @@ def run_metadata(plan: ScenePlan, notes: tuple[str, ...]) -> dict:
     }
 
 
-def _prepare(plan: ScenePlan, notes: tuple[str, ...], name: str, out_root: Path, overwrite: bool,
-             resume: bool) -> tuple[Path, Path, bool]:
+def _prepare(plan: ScenePlan, notes: tuple[str, ...], name: str, out_root: OutputRoot, overwrite: bool,
+             resume: bool) -> tuple[OutputRoot, OutputRoot, bool]:
     """Decide the partial and final folders; returns ``(partial, final, complete_already)``."""
+    if is_url(out_root):
+        return _prepare_remote(plan, notes, name, out_root, overwrite, resume)
     final, partial = out_root / name, out_root / f".{name}.partial"
     if final.exists():
         if resume and not overwrite:
@@ -117,17 +147,64 @@ def _prepare(plan: ScenePlan, notes: tuple[str, ...], name: str, out_root: Path,
         raise OutputError(f"cannot write to {out_root}: {error.strerror or error}") from None
     store = partial / "saliency.zarr"
     if partial.exists() and resume and store.exists():
-        import zarr
-
-        found = zarr.open_group(str(store), mode="r").attrs.get("fingerprint")
-        if found != plan.fingerprint():
-            raise OutputError(f"cannot resume {partial}: it was started with other settings or another source; use --overwrite")
+        _check_resumable(plan, store, partial)
         return partial, final, False
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     create_store(store, plan.scene.crs_wkt, store_arrays(plan), plan.n_blocks, map_names(plan), run_metadata(plan, notes))
     return partial, final, False
+
+
+def _prepare_remote(plan: ScenePlan, notes: tuple[str, ...], name: str, out_root: str, overwrite: bool,
+                    resume: bool) -> tuple[str, str, bool]:
+    """:func:`_prepare` in an object store, where nothing can be renamed: the scene is written in place under
+    ``OUT/<name>/`` and is complete once its marker (:data:`COMPLETE`) exists, written last."""
+    final = join(out_root, name)
+    if exists(join(final, COMPLETE)):
+        if resume and not overwrite:
+            return final, final, True
+        if not overwrite:
+            raise OutputError(f"{final} already exists: pass --overwrite to replace it or --resume to keep it")
+        delete(join(final, COMPLETE))  # no longer complete from here on: the objects below go next
+    store = join(final, "saliency.zarr")
+    if resume and exists(join(store, ".zgroup")):
+        _check_resumable(plan, store, final)
+        return final, final, False
+    remove_tree(final)
+    create_store(store, plan.scene.crs_wkt, store_arrays(plan), plan.n_blocks, map_names(plan), run_metadata(plan, notes))
+    return final, final, False
+
+
+def _check_resumable(plan: ScenePlan, store: OutputRoot, partial: OutputRoot) -> None:
+    """Refuse to resume a partial output started with other settings or another source."""
+    if read_attrs(store).get("fingerprint") != plan.fingerprint():
+        raise OutputError(f"cannot resume {partial}: it was started with other settings or another source; use --overwrite")
+
+
+def output_root(out_root: str | Path) -> OutputRoot:
+    """The output folder as the pipeline handles it: a ``Path``, or an ``s3://`` URL kept as a string (without a
+    trailing ``/``).
+
+    Raises:
+        OutputError: a URL of a kind geosal cannot write to (``https://``...).
+    """
+    if not is_url(out_root):
+        return Path(out_root)
+    if not is_object_url(out_root):
+        raise OutputError(f"{out_root}: outputs go to a local folder or an s3://bucket/prefix, not to {scheme(out_root)}://")
+    return os.fspath(out_root).rstrip("/")
+
+
+def scene_output(out_root: OutputRoot, name: str) -> OutputRoot:
+    """The final output folder of scene ``name`` under ``out_root``."""
+    return join(out_root, name) if is_url(out_root) else out_root / name
+
+
+def is_complete(folder: OutputRoot) -> bool:
+    """Whether ``folder`` (a scene's final output folder) holds a complete output: it exists on a disk (only
+    complete outputs are renamed there); its completion marker exists in an object store."""
+    return exists(join(folder, COMPLETE)) if is_url(folder) else Path(folder).is_dir()
 
 
 @dataclass(frozen=True)
@@ -137,8 +214,8 @@ class PreparedScene:
     job: SceneJob
     config: RunConfig
     notes: tuple[str, ...]
-    partial: Path
-    final: Path
+    partial: OutputRoot
+    final: OutputRoot
     complete: bool
     started: float
     plan_seconds: float
@@ -175,10 +252,10 @@ def prepare_scene(
         LockHeldError (an ``OutputError``): another run writes this output.
     """
     started = time.perf_counter()
+    out_root = output_root(out_root)
     plan, notes = plan_scene(path, config)
-    name = name or Path(path).stem
-    out_root = Path(out_root)
-    lock = OutputLock.acquire(out_root / f".{name}.lock", f"the output {out_root / name}")
+    name = name or stem(path)
+    lock = OutputLock.acquire(join(out_root, f".{name}.lock"), f"the output {scene_output(out_root, name)}")
     try:
         partial, final, complete = _prepare(plan, notes, name, out_root, overwrite, resume)
     except OSError as error:
@@ -189,7 +266,7 @@ def prepare_scene(
         raise
     if complete:
         lock.release()
-    job = SceneJob(name, plan, RunSettings.from_config(config), str(partial / "saliency.zarr"))
+    job = SceneJob(name, plan, RunSettings.from_config(config), join(partial, "saliency.zarr"))
     return PreparedScene(job, config, notes, partial, final, complete, started, time.perf_counter() - started, lock)
 
 
@@ -259,7 +336,7 @@ def _execute(prepared: PreparedScene, executor: Executor, progress: bool) -> Sce
     if bad_blocks:
         metadata["bad_blocks"] = bad_blocks
     update_attrs(job.store, metadata)
-    (partial / "config.yaml").write_text(_yaml(config))
+    write_text(join(partial, "config.yaml"), _yaml(config))
     if config.output.cog:
         export_layers(job, partial)
     if config.output.quicklook:
@@ -272,14 +349,25 @@ def _execute(prepared: PreparedScene, executor: Executor, progress: bool) -> Sce
 
     if prepared.lock is not None:
         prepared.lock.check()
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(partial, final)
+    _publish(partial, final, metadata)
     seconds["total"] = time.perf_counter() - prepared.started
     if prepared.lock is not None and prepared.lock.taken_over:
         notes += (prepared.lock.taken_over,)
     return SceneResult(name, final, plan.n_tiles, tiles_todo, plan.n_blocks, plan.n_blocks - len(todo), seconds, notes,
                        bad_blocks=tuple(bad_blocks))
+
+
+def _publish(partial: OutputRoot, final: OutputRoot, metadata: dict) -> None:
+    """Make the output complete: rename the partial folder into place on a disk; in an object store, write the
+    completion marker (the last object of the scene)."""
+    if is_url(final):
+        marker = {"completed": metadata["completed"], "fingerprint": metadata["fingerprint"],
+                  "geosal_version": geosal.__version__}
+        write_bytes(join(final, COMPLETE), json.dumps(marker).encode())
+        return
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
 
 
 def _run_stage(executor: Executor, function, job: SceneJob, indices: list[int], *args, stage: str, unit: str,
@@ -303,13 +391,13 @@ def run_scene(
     """Compute the saliency layers of one scene (see the module docstring).
 
     Args:
-        path: the GeoTIFF (anything GDAL reads).
-        out_root: folder receiving ``<name>/``.
+        path: the GeoTIFF (anything GDAL reads): a local path, an ``https://`` or an ``s3://`` URL.
+        out_root: folder receiving ``<name>/``: a local folder or an ``s3://bucket/prefix``.
         config: the run configuration.
         executor: where blocks run (default: in this process).
         overwrite, resume: what to do with existing outputs.
         progress: show progress bars on stderr.
-        name: output folder name (default: the file's stem).
+        name: output folder name (default: the file's stem, of the URL's path for a URL).
 
     Raises:
         RasterInputError, ModelLoadError, PlanError, LimitError, OutputError: bad input, one line each.

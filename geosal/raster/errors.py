@@ -11,3 +11,8 @@ class RasterInputError(GeosalError, ValueError):
     The message is a single line of the form ``"<file>: <problem>"``, fit to be
     printed as is by the command line.
     """
+
+
+class StorageError(GeosalError, OSError):
+    """Remote storage (an object store, an HTTP server) failed a request: the message is one line naming the URL
+    and the reason (no such bucket, credentials refused, access denied, unreachable), never a secret."""

@@ -23,6 +23,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from geosal.raster.errors import RasterInputError
+from geosal.raster.objects import gdal_path, is_url, public_url, source_identity
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
 MAX_BLOCK_BYTES = 2**30
@@ -85,7 +86,8 @@ def inspect_scene(
 
     ``bands`` are 1-based band indexes; None selects every band except an alpha
     band. Raises :class:`RasterInputError` (one line naming the file) when the
-    file is missing; is not a raster GDAL can read (GDAL itself refuses
+    file is missing (for a URL, ``https://`` or ``s3://``: missing or refused,
+    HTTP 404 or 403); is not a raster GDAL can read (GDAL itself refuses
     zero-size rasters); has truncated pixel data; has no bands (a container of
     subdatasets); lacks a geotransform or a CRS (unless
     ``allow_missing_georeference``); is georeferenced only by GCPs or by a
@@ -96,12 +98,15 @@ def inspect_scene(
     name = os.fspath(path)
     if _is_local(name) and not os.path.exists(name):
         raise RasterInputError(f"{name}: no such file")
+    if is_url(name):
+        source_identity(name)  # a missing object, a refused request: one line naming the URL, before GDAL guesses
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            dataset = rasterio.open(name)
+            dataset = rasterio.open(gdal_path(name))
     except RasterioIOError as exc:
-        raise RasterInputError(f"{name}: not a raster GDAL can read") from exc
+        detail = f" ({(str(exc).strip().splitlines() or [''])[0]})" if is_url(name) else ""
+        raise RasterInputError(f"{public_url(name)}: not a raster GDAL can read{detail}") from exc
     with dataset:
         return _describe(dataset, name, bands, allow_missing_georeference)
 

@@ -38,6 +38,11 @@ xarray and GDAL use; integer code arrays add numcodecs' Delta filter, which
 GDAL's Zarr driver reads too. GDAL reports the scale arrays with nodata NaN,
 and ``combined`` with its scale and nodata code.
 
+A store may be a local folder or an ``s3://`` URL (through zarr's fsspec store,
+:func:`~geosal.raster.objects.zarr_store`): each chunk is then one object, and a
+failure of the object store is a one-line
+:class:`~geosal.raster.errors.StorageError`.
+
 Writers must write whole chunks (:func:`write_region` checks it) so that
 concurrent writers never share a chunk; metadata is written once by
 :func:`create_store` and changed only by :func:`update_attrs`, which one
@@ -49,14 +54,19 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numcodecs
 import numpy as np
 import pyproj
 import zarr
 from affine import Affine
+
+from geosal.raster.objects import exists, is_object_url, translated, zarr_store
+
+T = TypeVar("T")
 
 ZARR_FORMAT = 2
 COMPRESSOR = numcodecs.Zstd(level=1)
@@ -183,9 +193,21 @@ def create_store(
         raise ValueError(f"array names must be unique and not one of {sorted(_RESERVED_NAMES)}: {names}")
     if len(grids) != len({a.grid for a in arrays}):
         raise ValueError("two different grids share a name")
-    if os.path.exists(path):
+    if exists(path):
         raise FileExistsError(f"{os.fspath(path)}: already exists")
-    root = zarr.open_group(os.fspath(path), mode="w-", zarr_format=ZARR_FORMAT)
+    with translated(os.fspath(path)):
+        _create(_store(path), crs_wkt, arrays, n_blocks, map_names, attrs)
+
+
+def _store(path: str | os.PathLike[str], read_only: bool = False):
+    """What zarr opens for ``path``: the local path itself, or an fsspec store for an ``s3://`` URL."""
+    text = os.fspath(path)
+    return zarr_store(text, read_only) if is_object_url(text) else text
+
+
+def _create(store, crs_wkt: str, arrays: list[ArraySpec], n_blocks: int, map_names: list[str], attrs: dict[str, Any]) -> None:
+    grids = {a.grid.name: a.grid for a in arrays}
+    root = zarr.open_group(store, mode="w-", zarr_format=ZARR_FORMAT)
     georeference = {name: _create_grid(root, crs_wkt, grid, *grid_dims(grid)) for name, grid in grids.items()}
     band_dims = {}
     for spec in arrays:
@@ -210,17 +232,18 @@ def create_store(
                       "shape": [grid.height, grid.width], "transform": list(grid.transform[:6]), "chunk": grid.chunk}
                for name, grid in grids.items()}
     root.attrs.update({**attrs, "Conventions": "CF-1.8", "grids": records})
-    zarr.consolidate_metadata(os.fspath(path), zarr_format=ZARR_FORMAT)
+    zarr.consolidate_metadata(store, zarr_format=ZARR_FORMAT)
 
 
 def create_scratch(path: str | os.PathLike[str], arrays: dict[str, tuple[tuple[int, ...], int, str, float]]) -> None:
     """Create (or replace) a plain Zarr store of intermediate arrays, ``name -> (shape, chunk side, dtype,
     fill value)``, chunked in squares over the last two axes; light compression (they are read once)."""
-    root = zarr.open_group(os.fspath(path), mode="w", zarr_format=ZARR_FORMAT)
-    for name, (shape, chunk, dtype, fill) in arrays.items():
-        chunks = (*shape[:-2], min(chunk, shape[-2]), min(chunk, shape[-1]))
-        root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill,
-                          compressors=numcodecs.Zstd(level=1))
+    with translated(os.fspath(path)):
+        root = zarr.open_group(_store(path), mode="w", zarr_format=ZARR_FORMAT)
+        for name, (shape, chunk, dtype, fill) in arrays.items():
+            chunks = (*shape[:-2], min(chunk, shape[-2]), min(chunk, shape[-1]))
+            root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill,
+                              compressors=numcodecs.Zstd(level=1))
 
 
 def _create_grid(root: zarr.Group, crs_wkt: str, spec: GridSpec, y: str, x: str, mapping: str) -> dict[str, Any]:
@@ -279,9 +302,21 @@ def _create_data(
 
 
 def _open(path: str | os.PathLike[str], array: str, mode: str = "r") -> zarr.Array:
-    return zarr.open_array(store=os.fspath(path), path=array, mode=mode, zarr_format=ZARR_FORMAT)
+    return zarr.open_array(store=_store(path, mode == "r"), path=array, mode=mode, zarr_format=ZARR_FORMAT)
 
 
+def _storage_errors(function: Callable[..., T]) -> Callable[..., T]:
+    """Run ``function(path, ...)`` with a failure of a remote store as a one-line StorageError about ``path``."""
+
+    @functools.wraps(function)
+    def wrapper(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> T:
+        with translated(os.fspath(path)):
+            return function(path, *args, **kwargs)
+
+    return wrapper
+
+
+@_storage_errors
 def write_region(path: str | os.PathLike[str], array: str, row_off: int, col_off: int, data: np.ndarray) -> None:
     """Write ``data`` into ``array`` with its top-left pixel at (``row_off``, ``col_off``).
 
@@ -307,6 +342,7 @@ def write_region(path: str | os.PathLike[str], array: str, row_off: int, col_off
     target[..., row_off:row_off + height, col_off:col_off + width] = data
 
 
+@_storage_errors
 def read_region(
     path: str | os.PathLike[str], array: str, row_off: int, col_off: int, height: int, width: int
 ) -> np.ndarray:
@@ -327,6 +363,7 @@ def read_region(
     return out
 
 
+@_storage_errors
 def mark_block_done(path: str | os.PathLike[str], block: int, stats: np.ndarray) -> None:
     """Record the pass-1 statistics of block ``block``, then mark it done.
 
@@ -338,18 +375,28 @@ def mark_block_done(path: str | os.PathLike[str], block: int, stats: np.ndarray)
     _open(path, DONE, "r+")[block] = 1
 
 
+@_storage_errors
 def done_blocks(path: str | os.PathLike[str]) -> np.ndarray:
     """Bool ``[n_blocks]``: True for the blocks marked done."""
     return _open(path, DONE)[:] == 1
 
 
+@_storage_errors
 def block_stats(path: str | os.PathLike[str]) -> np.ndarray:
     """Float64 ``[n_blocks, n_scales, 3]``: count, sum and sum of squares per block and scale (0 if not done)."""
     return _open(path, STATS)[:]
 
 
+@_storage_errors
 def update_attrs(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
     """Merge ``attrs`` (JSON-serialisable) into the store's attributes and refresh the consolidated metadata."""
-    root = zarr.open_group(os.fspath(path), mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+    store = _store(path)
+    root = zarr.open_group(store, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
     root.attrs.update(attrs)
-    zarr.consolidate_metadata(os.fspath(path), zarr_format=ZARR_FORMAT)
+    zarr.consolidate_metadata(store, zarr_format=ZARR_FORMAT)
+
+
+@_storage_errors
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The store's attributes (its run metadata)."""
+    return dict(zarr.open_group(_store(path, read_only=True), mode="r", zarr_format=ZARR_FORMAT).attrs)

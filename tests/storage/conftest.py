@@ -1,0 +1,106 @@
+"""Fixtures of the storage tests: the HTTP range server and moto's S3 server on 127.0.0.1, the tiny model, real
+scenes (and a COG with overviews made from one), and a loopback Dask cluster whose workers log to files.
+
+The test process itself never holds AWS credentials in its environment: the
+geosal commands that use S3 run as processes given the moto server's
+variables (:meth:`MotoServer.env`), and the Dask workers get none at all; the
+workers' own variables point at a closed port on 127.0.0.1, so a worker that
+did not receive the client's storage access (the plugin) fails its request
+instead of reaching any other host.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import rasterio
+from rasterio.shutil import copy as copy_raster
+
+from tests.paths import SCENES
+from tests.reliability.loopback import DASK, Loopback, free_port
+from tests.storage.servers import MotoServer, RangeServer
+from workflows.tiny_network import save
+
+SCENE = "manila_oam_10cm"
+TILING = ["--tile", "128", "--halo", "32", "--block-tiles", "1", "--batch-size", "1"]
+"""16 pass-1 and pass-2 tasks for the Manila scene (504 x 504 working pixels)."""
+BUCKET = "geosal"
+DEAD_END = f"127.0.0.1:{free_port()}"
+"""A closed port: where a worker's own S3 requests would go."""
+
+
+def model_options(weights: Path) -> list[str]:
+    """Command-line options of the tiny model with ``weights``."""
+    return ["--model", str(weights), "--model-factory", "workflows.tiny_network:build", "--gsd", "0.406", *TILING]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
+    save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def scene() -> Path:
+    return SCENES / f"{SCENE}.tif"
+
+
+@pytest.fixture(scope="session")
+def cog_with_overviews(tmp_path_factory, scene) -> Path:
+    """The Manila scene as a JPEG COG of 256 px tiles with overviews (GDAL's COG driver)."""
+    path = tmp_path_factory.mktemp("cog") / "manila_cog.tif"
+    copy_raster(str(scene), str(path), driver="COG", COMPRESS="JPEG", QUALITY="90", BLOCKSIZE="256", OVERVIEWS="AUTO")
+    with rasterio.open(path) as cog:
+        assert cog.overviews(1), "the COG has no overviews"
+    return path
+
+
+@pytest.fixture(scope="session")
+def http_server():
+    with RangeServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    with MotoServer(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+
+
+class LoggedLoopback(Loopback):
+    """A :class:`Loopback` whose scheduler and workers write their logs to files (scanned for secrets)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder / "pauses", worker_env={
+            "AWS_S3_ENDPOINT": DEAD_END, "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE", "AWS_NO_SIGN_REQUEST": "YES",
+            "AWS_ENDPOINT_URL": f"http://{DEAD_END}", "AWS_EC2_METADATA_DISABLED": "true"})
+        self.logs = folder / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def _log(self, name: str):
+        return open(self.logs / f"{name}.log", "ab")
+
+    def start_scheduler(self) -> None:
+        with self._log("scheduler") as log:
+            self.scheduler = subprocess.Popen(
+                [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
+                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_worker(self, name: str) -> None:
+        with self._log(name) as log:
+            self.workers[name] = subprocess.Popen(
+                [DASK, "worker", self.address, "--nthreads", "1", "--name", name, "--no-nanny", "--no-dashboard",
+                 "--memory-limit", "4GiB", "--death-timeout", "20"],
+                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A scheduler and two workers on loopback, without any AWS configuration of their own."""
+    with LoggedLoopback(tmp_path_factory.mktemp("cluster")) as loopback:
+        loopback.ensure_workers()
+        yield loopback
