@@ -26,7 +26,10 @@ test: $(STAMP)  ## lint, then the whole test suite
 bench: $(STAMP)  ## SMOE cost against the forward pass and gradient methods
 	$(BIN)/python -m workflows.bench_saliency
 
-bench-pipeline: $(STAMP)
+bench-pipeline: $(STAMP)  ## geosal end to end against a plain inference loop and a Grad-CAM loop (about 25 min)
+	$(BIN)/python -m workflows.bench_pipeline compare
+	$(BIN)/python -m workflows.bench_pipeline compare --tiny --native-size 0
+	$(BIN)/python -m workflows.bench_pipeline breakdown
 	$(BIN)/python -m workflows.bench_pipeline throughput
 	$(BIN)/python -m workflows.bench_pipeline memory
 

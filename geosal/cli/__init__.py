@@ -15,6 +15,7 @@ exit status 2; Ctrl-C in exit status 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -45,3 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("geosal: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+
+
+def entry() -> None:
+    """The ``geosal`` console script: :func:`main`, then exit at once.
+
+    Python's interpreter teardown takes over a second once torch is loaded (it
+    finalizes thousands of modules); every output is complete and closed when
+    :func:`main` returns, so the command flushes its streams and exits without it.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

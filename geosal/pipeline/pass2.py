@@ -77,7 +77,10 @@ def upsample_normalised(region: np.ndarray, factor: int, mean: float, std: float
     squashed = normal_cdf(torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))[None], mean=mean, std=std)
     if factor == 1:
         return squashed[0]
-    weight = torch.isfinite(squashed).float()
+    finite = torch.isfinite(squashed)
+    if bool(finite.all()):  # no nodata nearby (the usual case): plain bilinear upsampling, half the work
+        return F.interpolate(squashed[None], scale_factor=factor, mode="bilinear", align_corners=False)[0, 0]
+    weight = finite.float()
     stacked = torch.stack([torch.nan_to_num(squashed, nan=0.0), weight], dim=1)
     up = F.interpolate(stacked, scale_factor=factor, mode="bilinear", align_corners=False)[0]
     return torch.where(up[1] > 1e-6, up[0] / up[1].clamp_min(1e-6), torch.full_like(up[0], float("nan")))
@@ -126,23 +129,29 @@ def _render_block(job: SceneJob, index: int, statistics: SceneStatistics) -> Non
         for k, scale in enumerate(plan.scales)
     ])
     weights = torch.tensor(plan.weights, dtype=torch.float32).view(-1, 1, 1)
-    present = torch.isfinite(upsampled)
-    total = (torch.nan_to_num(upsampled, nan=0.0) * weights).sum(0)
-    norm = (present * weights).sum(0)
-    combined = torch.where(norm > 0, total / norm.clamp_min(1e-12), torch.full_like(total, float("nan")))
     valid_t = torch.from_numpy(valid)
-    combined = torch.where(valid_t, combined.clamp(0, 1), torch.full_like(combined, float("nan")))
+    present = torch.isfinite(upsampled)
+    if bool(present.all()):  # every map has data everywhere: Eq. 3 as it is
+        combined = (upsampled * weights).sum(0) / weights.sum()
+        upsampled_or_zero = upsampled
+    else:
+        upsampled_or_zero = torch.nan_to_num(upsampled, nan=0.0)
+        norm = (present * weights).sum(0)
+        combined = torch.where(norm > 0, (upsampled_or_zero * weights).sum(0) / norm.clamp_min(1e-12),
+                               torch.full_like(norm, float("nan")))
+    nodata = torch.full_like(combined, float("nan"))
+    combined = combined.clamp(0, 1) if bool(valid_t.all()) else torch.where(valid_t, combined.clamp(0, 1), nodata)
     maps = {COMBINED: combined}
     if plan.fast_cam_class is not None:
         k = len(plan.scales)
         cam = _map_on_output(job, CAM, plan.scales[-1].stride, row, col, rows, cols, statistics.mean[k], statistics.std[k])
-        maps[FAST_CAM] = torch.where(valid_t, combined * torch.nan_to_num(cam, nan=0.0), torch.full_like(combined, float("nan")))
+        maps[FAST_CAM] = torch.where(valid_t, combined * torch.nan_to_num(cam, nan=0.0), nodata)
 
     layers = {}
     for name, values in maps.items():
         write_region(job.store, name, row, col, unit_codes(values, STORE_CODES, np.uint16))
         layers[name] = unit_codes(values, COG_CODES, np.uint8)[None]
-    rgb = lovi_uint8(torch.nan_to_num(upsampled, nan=0.0)[None])[0] * valid_t
+    rgb = lovi_uint8(upsampled_or_zero[None])[0] * valid_t
     layers[LOVI] = torch.cat([rgb, (valid_t * 255).to(torch.uint8)[None]]).numpy()
 
     for name, layout in cog_layouts(plan).items():

@@ -302,7 +302,25 @@ def _create_data(
 
 
 def _open(path: str | os.PathLike[str], array: str, mode: str = "r") -> zarr.Array:
-    return zarr.open_array(store=_store(path, mode == "r"), path=array, mode=mode, zarr_format=ZARR_FORMAT)
+    """The array ``array`` of the store at ``path``, opened once per version of its metadata file.
+
+    Opening reads and parses the array's metadata; the pipeline reads and writes the same arrays thousands of
+    times, so opened arrays are kept, keyed by the metadata file's identity (a store deleted and created again
+    at the same path is opened anew). An ``s3://`` store is opened each time (its metadata is one small GET).
+    """
+    path = os.fspath(path)
+    if is_object_url(path):
+        return zarr.open_array(store=_store(path, mode == "r"), path=array, mode=mode, zarr_format=ZARR_FORMAT)
+    try:
+        stat = os.stat(os.path.join(path, array, ".zarray"))
+    except OSError:  # missing (zarr raises the right error) or not a local store
+        return zarr.open_array(store=path, path=array, mode=mode, zarr_format=ZARR_FORMAT)
+    return _open_cached(path, array, mode, stat.st_ino, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _open_cached(path: str, array: str, mode: str, inode: int, mtime_ns: int) -> zarr.Array:
+    return zarr.open_array(store=path, path=array, mode=mode, zarr_format=ZARR_FORMAT)
 
 
 def _storage_errors(function: Callable[..., T]) -> Callable[..., T]:
