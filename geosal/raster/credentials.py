@@ -76,7 +76,7 @@ class StorageAccess:
 
     endpoint_url: str | None = None
     region: str | None = None
-    access_key_id: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     profile: str | None = None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.shutil import copy as copy_raster
 
 from tests.paths import SCENES
@@ -50,17 +51,27 @@ def scene() -> Path:
 
 @pytest.fixture(scope="session")
 def cog_with_overviews(tmp_path_factory, scene) -> Path:
-    """The Manila scene as a JPEG COG of 256 px tiles with overviews (GDAL's COG driver)."""
-    path = tmp_path_factory.mktemp("cog") / "manila_cog.tif"
-    copy_raster(str(scene), str(path), driver="COG", COMPRESS="JPEG", QUALITY="90", BLOCKSIZE="256", OVERVIEWS="AUTO")
+    """The Manila scene at 5 cm (each pixel repeated 2 x 2: 4,096 px square, beyond the 4 M pixels the scaling
+    sample reads at full resolution) as a JPEG COG of 256 px tiles with overviews (GDAL's COG driver)."""
+    folder = tmp_path_factory.mktemp("cog")
+    with rasterio.open(scene) as source:
+        data = source.read().repeat(2, axis=1).repeat(2, axis=2)
+        profile = {**source.profile, "height": data.shape[1], "width": data.shape[2], "transform": source.transform * Affine.scale(0.5),
+                   "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate", "photometric": "RGB"}
+    plain = folder / "manila_5cm.tif"
+    with rasterio.open(plain, "w", **profile) as target:
+        target.write(data)
+    path = folder / "manila_cog.tif"
+    copy_raster(str(plain), str(path), driver="COG", COMPRESS="JPEG", QUALITY="90", BLOCKSIZE="256", OVERVIEWS="AUTO")
+    plain.unlink()
     with rasterio.open(path) as cog:
-        assert cog.overviews(1), "the COG has no overviews"
+        assert cog.overviews(1) == [2, 4, 8, 16], cog.overviews(1)
     return path
 
 
 @pytest.fixture(scope="session")
-def http_server():
-    with RangeServer() as server:
+def http_server(tmp_path_factory):
+    with RangeServer(tmp_path_factory.mktemp("served")) as server:
         yield server
 
 

@@ -1,7 +1,7 @@
 """Real servers on 127.0.0.1 for the storage tests: an HTTP file server that answers range requests and counts
 what it sends, and moto's standalone S3 server (``moto[server]``) with IAM authentication switched on.
 
-The HTTP server serves files by name (``/NAME``), answers ``HEAD`` and single
+The HTTP server (a process of its own) serves the files of a folder by name (``/NAME``), answers ``HEAD`` and single
 ``Range: bytes=a-b`` requests (206 with ``Content-Range``; several ranges are
 answered as ``multipart/byteranges``), gives an ``ETag`` and a
 ``Last-Modified``, counts the body bytes it sent per name, and can be told to
@@ -27,88 +27,152 @@ from tests.reliability.loopback import free_port
 
 
 class RangeServer:
-    """An HTTP server on 127.0.0.1 (see the module docstring); a context manager."""
+    """The HTTP server of the module docstring, run in its own process (GDAL holds the interpreter's lock while it
+    opens a ``/vsicurl/`` file, so a server thread in the test process could not answer); a context manager.
 
-    def __init__(self) -> None:
-        self.files: dict[str, Path] = {}
-        self.sent: dict[str, int] = defaultdict(int)
-        self.requests: list[tuple[str, str, str]] = []
-        self.failures: dict[str, list[int]] = {}
-        self.always: dict[str, int] = {}
-        self.lock = threading.Lock()
-        server = self
+    It serves the files of :attr:`folder` by name; the test process steers and reads it over HTTP: ``/_fail/NAME``
+    queues statuses, ``/_always/NAME`` sets one, ``/_stats`` returns what it sent and the requests it saw.
+    """
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
-                server.answer(self, body=False)
-
-            def do_GET(self) -> None:  # noqa: N802
-                server.answer(self, body=True)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
 
     def serve(self, name: str, path: Path) -> str:
         """Serve ``path`` as ``/name``; returns its URL."""
-        self.files[name] = Path(path)
+        link = self.folder / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path(path).resolve())
         return f"{self.url}/{name}"
 
     def fail(self, name: str, *statuses: int) -> None:
         """Answer the next requests for ``name`` with ``statuses``, one each, then serve it normally."""
-        self.failures[name] = list(statuses)
+        self._control(f"/_fail/{name}?statuses={','.join(map(str, statuses))}")
 
-    def answer(self, handler: BaseHTTPRequestHandler, body: bool) -> None:
-        name = handler.path.lstrip("/").split("?", 1)[0]
-        with self.lock:
-            self.requests.append((handler.command, name, handler.headers.get("Range", "")))
-            queued = self.failures.get(name)
-            status = queued.pop(0) if queued else self.always.get(name)
-        if status is not None or name not in self.files:
-            handler.send_response(status or 404)
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            return
-        path = self.files[name]
-        data = path.read_bytes()
-        stat = path.stat()
-        handler.protocol_version = "HTTP/1.1"
-        ranges = _ranges(handler.headers.get("Range"), len(data))
-        if not ranges:
-            handler.send_response(200)
-            payload, content_type = data, "application/octet-stream"
-        elif len(ranges) == 1:
-            (start, end), = ranges
-            handler.send_response(206)
-            handler.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-            payload, content_type = data[start:end + 1], "application/octet-stream"
-        else:
-            handler.send_response(206)
-            boundary = "GEOSALBOUNDARY"
-            parts = [f"--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {s}-{e}/{len(data)}"
-                     f"\r\n\r\n".encode() + data[s:e + 1] + b"\r\n" for s, e in ranges]
-            payload, content_type = b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/byteranges; boundary={boundary}"
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.send_header("Accept-Ranges", "bytes")
-        handler.send_header("ETag", f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"')
-        handler.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
-        handler.end_headers()
-        if body:
-            handler.wfile.write(payload)
-            with self.lock:
-                self.sent[name] += len(payload)
+    def always(self, name: str, status: int) -> None:
+        """Answer every request for ``name`` with ``status``."""
+        self._control(f"/_always/{name}?status={status}")
+
+    def sent(self, name: str) -> int:
+        """Body bytes sent for ``name`` so far."""
+        return self._stats()["sent"].get(name, 0)
+
+    def requests(self, name: str) -> list[tuple[str, str]]:
+        """``(method, Range header)`` of every request for ``name`` so far."""
+        return [(method, ranges) for method, seen, ranges in self._stats()["requests"] if seen == name]
+
+    def _stats(self) -> dict:
+        return json.loads(self._control("/_stats"))
+
+    def _control(self, path: str) -> bytes:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.read()
 
     def __enter__(self) -> RangeServer:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.storage.servers", str(self.port), str(self.folder)],
+                                        cwd=Path(__file__).resolve().parents[2])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._stats()
+                return self
+            except OSError:
+                assert time.monotonic() < deadline and self.process.poll() is None, "the HTTP server did not start"
+                time.sleep(0.1)
 
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def serve_folder(port: int, folder: Path) -> None:
+    """Run the range server on 127.0.0.1:``port`` over the files of ``folder`` until terminated."""
+    sent: dict[str, int] = defaultdict(int)
+    requests: list[tuple[str, str, str]] = []
+    failures: dict[str, list[int]] = {}
+    always: dict[str, int] = {}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+            self.answer(body=False)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.startswith("/_"):
+                self.control()
+            else:
+                self.answer(body=True)
+
+        def control(self) -> None:
+            path, _, query = self.path.partition("?")
+            value = query.partition("=")[2]
+            with lock:
+                if path.startswith("/_fail/"):
+                    failures[path[len("/_fail/"):]] = [int(v) for v in value.split(",") if v]
+                elif path.startswith("/_always/"):
+                    always[path[len("/_always/"):]] = int(value)
+                payload = json.dumps({"sent": sent, "requests": requests}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def answer(self, body: bool) -> None:
+            name = self.path.lstrip("/").split("?", 1)[0]
+            with lock:
+                requests.append((self.command, name, self.headers.get("Range", "")))
+                queued = failures.get(name)
+                status = queued.pop(0) if queued else always.get(name)
+            path = folder / name
+            if status is not None or "/" in name or not path.is_file():
+                self.send_response(status or 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = path.read_bytes()
+            stat = path.stat()
+            ranges = _ranges(self.headers.get("Range"), len(data))
+            if not ranges:
+                self.send_response(200)
+                payload, content_type = data, "application/octet-stream"
+            elif len(ranges) == 1:
+                (start, end), = ranges
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                payload, content_type = data[start:end + 1], "application/octet-stream"
+            else:
+                self.send_response(206)
+                boundary = "GEOSALBOUNDARY"
+                parts = [f"--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {s}-{e}/{len(data)}"
+                         f"\r\n\r\n".encode() + data[s:e + 1] + b"\r\n" for s, e in ranges]
+                payload = b"".join(parts) + f"--{boundary}--\r\n".encode()
+                content_type = f"multipart/byteranges; boundary={boundary}"
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"')
+            self.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
+            self.end_headers()
+            if body:
+                self.wfile.write(payload)
+                with lock:
+                    sent[name] += len(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
 
 
 def _ranges(header: str | None, size: int) -> list[tuple[int, int]]:
@@ -203,3 +267,7 @@ class MotoServer:
         bucket, _, key = prefix[5:].partition("/")
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+if __name__ == "__main__":
+    serve_folder(int(sys.argv[1]), Path(sys.argv[2]))
