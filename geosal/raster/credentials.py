@@ -194,7 +194,6 @@ def fsspec_options(access: StorageAccess) -> dict:
         "client_kwargs": client,
         "config_kwargs": {"retries": {"max_attempts": access.retries + 1, "mode": "standard"},
                           "connect_timeout": min(access.timeout_s, 10.0), "read_timeout": access.timeout_s},
-        "retries": access.retries + 1,
     }
     if access.unsigned:
         options["anon"] = True
