@@ -21,7 +21,7 @@ COPY pyproject.toml README.md ./
 COPY geosal ./geosal
 COPY workflows ./workflows
 COPY configs ./configs
-RUN pip install -c constraints.txt .
+RUN pip install -c constraints.txt ".[s3]"
 
 # Shared data / output volume: every worker must see the same paths; compiled-kernel and weight caches.
 VOLUME ["/data", "/cache"]

@@ -43,6 +43,7 @@ def run_with(monkeypatch, variables: dict[str, str], argv: list[str]) -> int:
         return main(argv)
 
 
+@pytest.mark.slow
 def test_s3_scene_to_s3_outputs_on_a_cluster_survives_a_killed_worker_and_resumes(moto, cluster, scene, tiny_model,
                                                                                    tmp_path):
     source = moto.upload(BUCKET, f"scenes/{SCENE}.tif", scene)
