@@ -33,7 +33,7 @@ def command(args: argparse.Namespace) -> int:
     """Plan the scene (every check before any cluster starts), run it, print where the outputs are."""
     from geosal.cluster import check_device, open_executor
     from geosal.pipeline import execute_scene, prepare_scene
-    from geosal.raster.objects import is_url
+    from geosal.raster.objects import gdal_path, is_url
 
     config = config_from_args(args)
     configure_storage(config)
@@ -50,13 +50,14 @@ def command(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     resumed = f", {result.blocks_skipped} of {result.blocks} blocks already done before this run" if result.blocks_skipped else ""
     out = result.output
+    gdal_out = gdal_path(out)  # GDAL names an object /vsis3/bucket/key
     print(
         f"geosal: {result.tiles_computed} tiles in {elapsed:.1f} s ({result.tiles_per_second:.2f} tiles/s in pass 1{resumed})\n"
         f"  outputs: {out}/\n"
         f"    combined.tif, lovi.tif  Cloud-Optimized GeoTIFFs; QGIS: Layer > Add Raster Layer, then Layer Properties > Style > "
         f"Load Style ({out}/combined.qml)\n"
         f"    saliency.zarr           all maps; xarray.open_zarr('{out}/saliency.zarr') or "
-        f"rasterio.open('ZARR:\"{out}/saliency.zarr\":/combined')\n"
+        f"rasterio.open('ZARR:\"{gdal_out}/saliency.zarr\":/combined')\n"
         f"    quicklook.jpg, item.json (STAC)"
     )
     if not is_url(out):

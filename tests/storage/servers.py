@@ -42,8 +42,9 @@ class RangeServer:
         self.process: subprocess.Popen | None = None
 
     def serve(self, name: str, path: Path) -> str:
-        """Serve ``path`` as ``/name``; returns its URL."""
+        """Serve ``path`` as ``/name`` (``name`` may hold folders: ``stac/items/a.json``); returns its URL."""
         link = self.folder / name
+        link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(Path(path).resolve())
         return f"{self.url}/{name}"
@@ -136,7 +137,7 @@ def serve_folder(port: int, folder: Path) -> None:
                 queued = failures.get(name)
                 status = queued.pop(0) if queued else always.get(name)
             path = folder / name
-            if status is not None or "/" in name or not path.is_file():
+            if status is not None or ".." in name.split("/") or not path.is_file():
                 self.send_response(status or 404)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

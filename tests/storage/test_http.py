@@ -70,3 +70,31 @@ def test_permanent_errors_are_one_line_naming_the_url(http_server, tmp_path, cap
         assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
     assert [method for method, _ in http_server.requests("missing.tif")] == ["HEAD"]  # never retried
+
+
+def test_remote_stac_catalog_with_relative_hrefs(http_server, cog_with_overviews, tiny_model, tmp_path, capsys):
+    """A catalog over HTTP: its links and the items' asset hrefs are resolved against each file's own URL; an asset
+    the server does not have fails its scene in one line naming the URL, and the archive goes on."""
+    files = tmp_path / "stac"
+    catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": "web", "description": "scenes on a web server",
+               "links": [{"rel": "item", "href": f"./items/{n}.json", "type": "application/json"} for n in ("manila", "gone")]}
+    (files / "items").mkdir(parents=True)
+    (files / "catalog.json").write_text(json.dumps(catalog))
+    for item_id, href in (("manila", "../../data/manila_cog.tif"), ("gone", "../../data/gone.tif")):
+        item = {"type": "Feature", "stac_version": "1.0.0", "id": item_id, "geometry": None, "links": [],
+                "properties": {"datetime": "2020-01-01T00:00:00Z"},
+                "assets": {"image": {"href": href, "type": "image/tiff; application=geotiff", "roles": ["data"]}}}
+        (files / "items" / f"{item_id}.json").write_text(json.dumps(item))
+    url = http_server.serve("stac/catalog.json", files / "catalog.json")
+    for item_id in ("manila", "gone"):
+        http_server.serve(f"stac/items/{item_id}.json", files / "items" / f"{item_id}.json")
+    http_server.serve("data/manila_cog.tif", cog_with_overviews)
+
+    out = tmp_path / "out"
+    assert main(["submit", url, str(out), *model_options(tiny_model), *RESAMPLED, *IN_PROCESS]) == 1
+    capsys.readouterr()
+    scenes = {s["name"]: s for s in json.loads((out / "summary.json").read_text())["scenes"]}
+    assert scenes["manila"]["status"] == "ok" and scenes["manila"]["source"] == f"{http_server.url}/data/manila_cog.tif"
+    assert scenes["gone"]["status"] == "failed"
+    assert scenes["gone"]["error"] == f"{http_server.url}/data/gone.tif: not found (HTTP 404)"
+    assert (out / "manila" / "combined.tif").is_file() and not (out / "gone").exists()

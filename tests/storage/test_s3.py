@@ -132,7 +132,15 @@ def test_stac_catalog_in_a_bucket_to_an_archive_in_a_bucket(moto, scene, tiny_mo
     again = capsys.readouterr()
     summary = json.loads(client.get_object(Bucket=BUCKET, Key="results/summary.json")["Body"].read())
     assert {scene["name"]: scene["status"] for scene in summary["scenes"]} == {"manila": "skipped", "gone": "failed"}
-    assert_no_secret(moto, captured.out, captured.err, again.out, again.err,
+
+    client.put_object(Bucket=BUCKET, Key="results/manila/stale.txt", Body=b"left by an older run")
+    assert run_with(monkeypatch, moto.env(), [*argv, "--overwrite"]) == 1  # the finished scene is replaced, whole
+    overwritten = capsys.readouterr()
+    summary = json.loads(client.get_object(Bucket=BUCKET, Key="results/summary.json")["Body"].read())
+    assert {scene["name"]: scene["status"] for scene in summary["scenes"]} == {"manila": "ok", "gone": "failed"}
+    keys = moto.keys(f"s3://{BUCKET}/results/manila/")
+    assert "results/manila/stale.txt" not in keys and f"results/manila/{COMPLETE}" in keys
+    assert_no_secret(moto, captured.out, captured.err, again.out, again.err, overwritten.out, overwritten.err,
                      moto.download(f"s3://{BUCKET}/results", tmp_path / "results"))
 
 
