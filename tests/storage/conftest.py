@@ -1,9 +1,10 @@
 """Fixtures of the storage tests: the HTTP range server and moto's S3 server on 127.0.0.1, the tiny model, real
 scenes (and a COG with overviews made from one), and a loopback Dask cluster whose workers log to files.
 
-The test process itself never holds AWS credentials in its environment: the
-geosal commands that use S3 run as processes given the moto server's
-variables (:meth:`MotoServer.env`), and the Dask workers get none at all; the
+The test process holds no AWS variables in its environment except while an
+in-process command runs (set for that call by ``monkeypatch``); the other
+geosal commands run as processes given the moto server's variables
+(:meth:`MotoServer.env`), and the Dask workers get none at all; the
 workers' own variables point at a closed port on 127.0.0.1, so a worker that
 did not receive the client's storage access (the plugin) fails its request
 instead of reaching any other host.

@@ -167,3 +167,26 @@ def test_storage_failures_are_one_line(moto, scene, tmp_path, monkeypatch, capsy
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in err, err
     assert moto.secret not in err and variables["AWS_SECRET_ACCESS_KEY"] not in err
     assert not [k for k in moto.keys(f"s3://{BUCKET}/failures/") if not k.endswith(".lock")]
+
+
+def test_output_lock_in_a_bucket_keeps_a_second_run_out(moto, scene, tiny_model, monkeypatch):
+    """The scene's lock is an object created only if absent: while this process holds it, a run into the same output
+    refuses in one line naming the holder, and touches nothing; released, the object is gone."""
+    from geosal.pipeline.lock import OutputLock
+    from geosal.raster.credentials import StorageAccess, apply
+
+    source = moto.upload(BUCKET, f"scenes/{SCENE}.tif", scene)
+    with monkeypatch.context() as patch:
+        for name, value in moto.env().items():
+            patch.setenv(name, value)
+        apply(StorageAccess.from_environment())
+        lock = OutputLock.acquire(f"s3://{BUCKET}/locked/.{SCENE}.lock", "the test's output")
+    try:
+        code, _, err = Cli(["run", source, f"s3://{BUCKET}/locked", *model_options(tiny_model), *IN_PROCESS],
+                           env=process_env(**moto.env())).finish()
+        lines = error_lines(err)
+        assert code == 2 and len(lines) == 1 and f"pid {lock.owner.pid}" in lines[0], err
+        assert moto.keys(f"s3://{BUCKET}/locked/") == [f"locked/.{SCENE}.lock"]
+    finally:
+        lock.release()
+    assert moto.keys(f"s3://{BUCKET}/locked/") == []
