@@ -16,6 +16,7 @@ the compiled ``torch`` kernel).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import threading
@@ -73,6 +74,8 @@ def native_kernel() -> Callable[[Tensor], Tensor] | None:
     with _lock:
         if _kernel is None and not _failed:
             try:
+                # its import warns on every CPU-only machine that no CUDA runtime is found: not news to a user
+                logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
                 from torch.utils.cpp_extension import load
 
                 with warnings.catch_warnings():

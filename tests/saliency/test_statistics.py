@@ -192,8 +192,14 @@ def test_smoe_scale_ranks_like_gamma_mle_scale_at_equal_means(columns):
     x = torch.as_tensor(stacked, dtype=torch.float64).view(1, 16, 1, -1)
     smoe = smoe_scale_eager(x).flatten().double().numpy()
     mle = gamma_scale_mle(x).flatten().double().numpy()
-    if len(np.unique(np.round(smoe, 5))) == len(smoe):  # no near-ties in float32
-        assert np.array_equal(ranks(smoe), ranks(mle))
+    if well_separated(smoe) and well_separated(mle):  # columns that are permutations of each other tie exactly,
+        assert np.array_equal(ranks(smoe), ranks(mle))  # and rounding noise (float32) may order them either way
+
+
+def well_separated(values: np.ndarray, relative_gap: float = 1e-4) -> bool:
+    """Whether no two values lie within ``relative_gap`` of each other (relative to their size)."""
+    ordered = np.sort(values)
+    return bool(np.all(np.diff(ordered) > relative_gap * np.maximum(np.abs(ordered[1:]), 1e-12)))
 
 
 def test_order_equivalence_does_not_hold_across_different_means():

@@ -44,19 +44,23 @@ def _save_figure(plt, figure, legend_axis, path: Path) -> None:
     plt.close(figure)
 
 
+def _plot_percent_curves(axis, methods: list[str], curves: dict[str, dict[float, float]], labels: dict[str, str]) -> None:
+    """One line per method with a curve: fractions in [0, 1] on x and values in [0, 1] on y, both drawn as percent."""
+    for index, method in enumerate(methods):
+        xs = sorted(curves[method])
+        if xs:
+            axis.plot([100 * x for x in xs], [100 * curves[method][x] for x in xs], marker="o", markersize=3,
+                      label=labels[method], **_style(method, index))
+
+
 def plot_kar_roar(path: Path, summary: KarRoarSummary) -> None:
     """Accuracy against the percentage kept (KAR) and removed (ROAR), like the paper's Figure 5."""
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     for axis, table, title in ((axes[0], summary.kar, "KAR: % most salient pixels KEPT (higher is better)"),
                                (axes[1], summary.roar, "ROAR: % most salient pixels REMOVED (lower is better)")):
-        for index, method in enumerate(summary.methods):
-            values = table.get(method, {})
-            if not values:
-                continue
-            xs = sorted(values)
-            axis.plot([100 * x for x in xs], [100 * values[x] for x in xs], marker="o", markersize=3,
-                      label=summary.labels[method], **_style(method, index))
+        _plot_percent_curves(axis, summary.methods, {method: table.get(method, {}) for method in summary.methods},
+                             summary.labels)
         if summary.reference is not None:
             axis.axhline(100 * summary.reference, color="grey", linestyle=":", label="unmasked (retrained)")
         axis.set_title(title, fontsize=10)
@@ -88,12 +92,8 @@ def plot_road(path: Path, summary: RoadSummary) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     for axis, order, title in ((axes[0], "morf", "MoRF: most relevant removed first (lower is better)"),
                                (axes[1], "lerf", "LeRF: least relevant removed first (higher is better)")):
-        for index, method in enumerate(summary.labels):
-            values = summary.accuracy[method].get(order, {})
-            xs = sorted(values)
-            if xs:
-                axis.plot([100 * x for x in xs], [100 * values[x] for x in xs], marker="o", markersize=3,
-                          label=summary.labels[method], **_style(method, index))
+        _plot_percent_curves(axis, list(summary.labels),
+                             {method: summary.accuracy[method].get(order, {}) for method in summary.labels}, summary.labels)
         if summary.original is not None:
             axis.axhline(100 * summary.original, color="grey", linestyle=":", label="unmodified")
         axis.set_title(title, fontsize=10)
