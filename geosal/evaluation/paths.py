@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -20,12 +21,15 @@ def portable(value: str | Path) -> str:
     if not path.is_absolute():
         return text
     root = project_root()
-    for base, prefix in ((root, ""), (root.parent, "../")):
-        try:
-            relative = path.resolve().relative_to(base.resolve())
-        except ValueError:
-            continue
-        return prefix + (str(relative) if str(relative) != "." else ".")
+    # as given first, then with links resolved: ../shared may itself be a link to elsewhere
+    candidates = ((Path(os.path.normpath(path)), Path(os.path.normpath(root))), (path.resolve(), root.resolve()))
+    for candidate, project in candidates:
+        for base, prefix in ((project, ""), (project.parent, "../")):
+            try:
+                relative = candidate.relative_to(base)
+            except ValueError:
+                continue
+            return prefix + (str(relative) if str(relative) != "." else ".")
     return text
 
 
