@@ -237,7 +237,8 @@ class _WorkerWatch:
 
     def __init__(self, executor: DaskExecutor, resources: dict[str, int] | None, what: str):
         self.executor, self.resources, self.what = executor, resources, what
-        self.since: float | None = None
+        self.since: float | None = None  # when no usable worker was first seen
+        self.told = False  # whether the user was told
 
     def check(self) -> None:
         executor = self.executor
@@ -249,20 +250,24 @@ class _WorkerWatch:
             raise lost_scheduler(executor.client) from None
         kind = "Dask worker" if not self.resources else "Dask worker with " + ", ".join(self.resources)
         if workers:
-            if self.since is not None:
+            if self.told:
                 executor.notify(f"a {kind} is back: {self.what} continues")
-                self.since = None
+            self.since, self.told = None, False
             return
+        if executor.client.status != "running":  # a client losing its scheduler empties its view of the workers
+            raise lost_scheduler(executor.client)
         now = time.monotonic()
-        if self.since is None:
+        if self.since is None:  # told only when the next check agrees: a scheduler dying now is not a lost worker
             self.since = now
+        elif not self.told:
+            self.told = True
             executor.notify(f"no {kind} left: {self.what} waits up to {executor.worker_wait_s:g} s for one to join "
                             "(compute.worker_wait_s)")
-        elif now - self.since > executor.worker_wait_s:
+        if now - self.since > executor.worker_wait_s:
             raise ClusterLostError(f"no {kind} joined within {executor.worker_wait_s:g} s (compute.worker_wait_s); "
                                "the partial output is kept: start workers, then rerun with --resume")
 
     def progress(self) -> None:
-        if self.since is not None:
+        if self.told:
             self.executor.notify(f"{self.what} continues")
-            self.since = None
+        self.since, self.told = None, False
