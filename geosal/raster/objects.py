@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -36,7 +37,7 @@ from typing import TypeVar
 from urllib.parse import urljoin, urlparse, urlunparse
 
 from geosal.raster.credentials import StorageConfigError, current, fsspec_options
-from geosal.raster.errors import StorageError
+from geosal.raster.errors import RasterInputError, StorageError
 
 T = TypeVar("T")
 
@@ -302,12 +303,11 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, exclusive: bool = Fal
                 raise
         return True
     target = Path(text)
-    target.parent.mkdir(parents=True, exist_ok=True)
     if not exclusive:
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         return True
-    draft = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
-    draft.write_bytes(data)
+    draft = _draft_beside(target, data)
     try:
         os.link(draft, target)
         return True
@@ -424,8 +424,6 @@ def source_identity(path: str | os.PathLike[str]) -> list:
             return []
         stat = os.stat(text)
         return [stat.st_size, int(stat.st_mtime)]
-    from geosal.raster.errors import RasterInputError
-
     try:
         if kind in HTTP_SCHEMES:
             headers = {k.lower(): v for k, v in _http(text, "HEAD")[1].items()}
@@ -481,10 +479,16 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         write_bytes(text, data)
         return
     target = Path(text)
+    os.replace(_draft_beside(target, data), target)
+
+
+def _draft_beside(target: Path, data: bytes) -> Path:
+    """A hidden file holding ``data`` in ``target``'s folder (made if missing), named for this process and moment,
+    to be moved or linked to ``target`` whole."""
     target.parent.mkdir(parents=True, exist_ok=True)
     draft = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
     draft.write_bytes(data)
-    os.replace(draft, target)
+    return draft
 
 
 @contextlib.contextmanager
@@ -496,8 +500,6 @@ def writing(path: str | os.PathLike[str]) -> Iterator[Path]:
     if not is_url(text):
         yield Path(text)
         return
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="geosal-upload-") as folder:
         local = Path(folder) / text.rstrip("/").rsplit("/", 1)[-1]
         yield local
