@@ -9,9 +9,21 @@ from torch import nn
 from geosal.models.errors import ModelLoadError
 
 
+def _resnet10(num_classes: int) -> nn.Module:
+    """ResNet-10: torchvision's ResNet with one basic block per stage (half ResNet-18's depth and compute)."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
+
+
+SMALL_ARCHITECTURES = {"resnet10": _resnet10}
+"""Architectures geosal adds to torchvision's: small networks for the retraining protocols of ``geosal evaluate``."""
+
+
 def classification_architectures() -> list[str]:
-    """Names of torchvision's image classification builders (``resnet50``, ``vgg16``, ...)."""
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    """Names of torchvision's image classification builders (``resnet50``, ``vgg16``, ...) and of
+    :data:`SMALL_ARCHITECTURES`."""
+    return sorted([*torchvision.models.list_models(module=torchvision.models), *SMALL_ARCHITECTURES])
 
 
 def build_network(architecture: str, num_classes: int, input_bands: int = 3) -> nn.Module:
@@ -30,7 +42,10 @@ def build_network(architecture: str, num_classes: int, input_bands: int = 3) -> 
         raise ModelLoadError(
             f"unknown architecture {architecture!r}; use a torchvision classification model such as resnet50, vgg16, densenet121"
         )
-    network = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
+    if architecture in SMALL_ARCHITECTURES:
+        network = SMALL_ARCHITECTURES[architecture](num_classes)
+    else:
+        network = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
     if input_bands != 3:
         adapt_first_conv(network, input_bands)
     return network
