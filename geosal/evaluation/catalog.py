@@ -33,6 +33,10 @@ TABLE1_STATISTICS: dict[str, str] = {
 
 WEIGHT_LABELS = {"prior": "Prior Layer Weights", "linear": "Layer Weights [1,2,3,4,5]", "equal": "Layer Weights [1,1,1,1,1]"}
 
+LEARNED = "smoe_learned"
+"""SMOE Scale with layer weights learned from this network's own ``layers`` protocol
+(:mod:`geosal.evaluation.layer_weights`), as the paper derived its prior weights."""
+
 
 class MethodName(NamedTuple):
     """One method of the registry, without its function.
@@ -43,7 +47,7 @@ class MethodName(NamedTuple):
         family: ``baseline``, ``smoe``, ``statistic``, ``layer``, ``cam`` or ``gradient``.
         group: methods of one group share a forward pass within a batch ("" = none).
         kind: how the function is built: ``random``, ``random_layer``, ``combined``,
-            ``single_scale``, ``cam`` or ``gradient``.
+            ``learned`` (combined with learned weights), ``single_scale``, ``cam`` or ``gradient``.
         arguments: the builder's arguments, e.g. ``("smoe_scale", "prior")`` for ``combined``.
     """
 
@@ -60,6 +64,7 @@ def _catalog() -> dict[str, MethodName]:
     for weights in ("prior", "linear", "equal"):
         entries.append(MethodName(f"smoe_{weights}", f"SMOE Scale + {WEIGHT_LABELS[weights]}", "smoe", "smoe_scale",
                                   "combined", ("smoe_scale", weights)))
+    entries.append(MethodName(LEARNED, "SMOE Scale + Learned Layer Weights", "smoe", "smoe_scale", "learned"))
     for prefix, statistic in TABLE1_STATISTICS.items():
         label = STATISTIC_NAMES[statistic].label
         if prefix != "smoe":
@@ -84,17 +89,20 @@ def _catalog() -> dict[str, MethodName]:
 METHOD_NAMES: dict[str, MethodName] = _catalog()
 """Every method, by name, in registry order."""
 
-MAIN_METHODS: tuple[str, ...] = tuple(name for name, entry in METHOD_NAMES.items() if entry.family != "layer")
+MAIN_METHODS: tuple[str, ...] = tuple(
+    name for name, entry in METHOD_NAMES.items() if entry.family != "layer" and entry.kind != "learned")
 """The methods of the method comparison (everything but the non-SMOE single-scale
-maps and the per-scale random maps, which only the ``layers`` protocol uses)."""
+maps and the per-scale random maps, which only the ``layers`` protocol uses, and
+the learned weighting, which needs the ``layers`` protocol's results: name it to add it)."""
 
 KAR_ROAR_DEFAULT: tuple[str, ...] = (
-    "random", "smoe_prior", "smoe_linear", "smoe_equal", "gradcampp", "fastcam",
-    "gradient_sg2", "guided_backprop_sg2",
+    "random", "smoe_equal", "smoe_prior", LEARNED, "gradient_sg2", "guided_backprop_sg2", "fastcam", "gradcampp",
 )
-"""The reduced default method set of the retraining protocol. Integrated
-Gradients with SmoothGrad-squared is left out of it because its maps alone cost
-about 45 minutes on a 2-core CPU (1.6 s per image); ``--methods`` adds it."""
+"""The default method set of the retraining protocol: the methods that decide
+whether SMOE Scale is as faithful as the gradient methods, plus SMOE Scale with
+learned layer weights. Integrated Gradients with SmoothGrad-squared is left out
+because its maps alone cost about 3 hours on a 2-core CPU (15 x 20 passes per
+image); ``--methods`` adds it."""
 
 
 def method_names(names: Sequence[str] | str) -> list[str]:

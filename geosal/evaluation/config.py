@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from geosal.evaluation.catalog import KAR_ROAR_DEFAULT, MAIN_METHODS, TABLE1_STATISTICS, layer_methods, method_names
+from geosal.evaluation.catalog import KAR_ROAR_DEFAULT, MAIN_METHODS, layer_methods, method_names
 from geosal.evaluation.errors import EvaluationError
 from geosal.evaluation.options import (
     INTEGER,
+    INTEGERS,
     NAMES,
     NUMBER,
     PATH,
@@ -91,14 +92,21 @@ class EvaluationConfig(BaseModel):
                        Option(RETRAIN, NAMES, shown_default="'default'")] = KAR_ROAR_DEFAULT
     percentages: Annotated[tuple[Fraction, ...], Field(min_length=1, description="percentages of the pixels kept (KAR) / "
                                                        "removed (ROAR)"), Option(RETRAIN, PERCENTAGES)] = PAPER_PERCENTAGES
+    network: Annotated[str, Field(description="architecture retrained from scratch on the masked images (a torchvision "
+                                  "classifier or resnet10; 'model': the explained model's)"), Option(RETRAIN, TEXT)] = "resnet10"
+    retrain_seeds: Annotated[tuple[int, ...], Field(min_length=1, description="retraining seeds: every cell is retrained "
+                                                    "once per seed (initial weights, batch order, augmentation)"),
+                             Option(RETRAIN, INTEGERS)] = (0, 1, 2)
     image_size: Annotated[int, Field(ge=16, description="side of the images the networks are retrained on, px"),
                           Option(RETRAIN, INTEGER)] = 64
     saliency_size: Annotated[int | None, Field(ge=16, description="side of the images the explained model computes the "
                                                "retraining protocols' saliency at, px (0: the model's training size); the "
                                                "maps are area-averaged to the retraining size"), Option(RETRAIN, ZERO_IS_NONE)] = 128
-    epochs: Annotated[int, Field(ge=1, description="epochs of every retraining"), Option(RETRAIN, INTEGER)] = 5
-    batch_size: Annotated[int, Field(ge=1, description="retraining batch size"), Option(RETRAIN, INTEGER)] = 32
-    lr: Annotated[float, Field(gt=0, description="peak SGD learning rate"), Option(RETRAIN, NUMBER)] = 0.05
+    epochs: Annotated[int, Field(ge=1, description="epochs of every retraining"), Option(RETRAIN, INTEGER)] = 16
+    batch_size: Annotated[int, Field(ge=1, description="retraining batch size"), Option(RETRAIN, INTEGER)] = 64
+    lr: Annotated[float, Field(gt=0, description="peak SGD learning rate"), Option(RETRAIN, NUMBER)] = 0.1
+    validate_every: Annotated[int, Field(ge=1, description="validate every N epochs during a retraining (and after the "
+                                         "last)"), Option(RETRAIN, INTEGER)] = 4
     warmup_epochs: Annotated[int, Field(ge=0, description="epochs of linear learning-rate warm-up"), Option(RETRAIN, INTEGER)] = 1
     crop: Annotated[int | None, Field(ge=1, description="training crop side, px (0: 7/8 of the retraining size)"),
                     Option(RETRAIN, ZERO_IS_NONE)] = None
@@ -120,7 +128,9 @@ class EvaluationConfig(BaseModel):
                          Option(RETRAIN, SWITCH)] = True
 
     layer_statistics: Annotated[tuple[str, ...], Field(description="Table 1 statistics of the layers protocol"),
-                                Option(LAYERS, NAMES, shown_default="all nine")] = tuple(TABLE1_STATISTICS)
+                                Option(LAYERS, NAMES, shown_default="smoe")] = ("smoe",)
+    layer_seeds: Annotated[tuple[int, ...], Field(min_length=1, description="retraining seeds of the layers protocol"),
+                           Option(LAYERS, INTEGERS)] = (0,)
     layer_kar: Annotated[Fraction, Field(description="KAR: percentage of the pixels kept (paper: 2.5)"),
                          Option(LAYERS, PERCENTAGE)] = 0.025
     layer_roar: Annotated[Fraction, Field(description="ROAR: percentage of the pixels removed (paper: 10)"),
@@ -139,18 +149,22 @@ class EvaluationConfig(BaseModel):
     deletion_substrate: Annotated[Literal["mean", "blur"], Field(description="what deleted pixels become"),
                                   Option(EVAL, TEXT)] = "mean"
 
-    seed: Annotated[int, Field(description="seeds the random maps, the SmoothGrad noise and every retraining"),
+    seed: Annotated[int, Field(description="seeds the maps: the random maps, the SmoothGrad noise and the tie-breaking "
+                                           "of the masks (the retrainings have --retrain-seeds)"),
                     Option(METHOD, INTEGER)] = 0
     nt_samples: Annotated[int, Field(ge=1, description="SmoothGrad samples (paper: 15)"), Option(METHOD, INTEGER)] = 15
     noise_level: Annotated[float, Field(ge=0, description="SmoothGrad noise, fraction of the input range"),
                            Option(METHOD, NUMBER)] = 0.15
-    ig_steps: Annotated[int, Field(ge=1, description="Integrated Gradients steps"), Option(METHOD, INTEGER)] = 4
+    ig_steps: Annotated[int, Field(ge=1, description="Integrated Gradients steps"), Option(METHOD, INTEGER)] = 20
     channel_reduce: Annotated[Literal["sum", "max"], Field(description="how gradient attributions are reduced over the "
                                                            "colour channels"), Option(METHOD, TEXT)] = "sum"
     saliency_batch: Annotated[int, Field(ge=1, description="images per saliency batch"), Option(METHOD, INTEGER)] = 16
     timing_images: Annotated[int, Field(ge=1, description="validation images each method is timed on, alone"),
                              Option(METHOD, INTEGER)] = 8
 
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="where the saliency, the retraining "
+                                 "and the evaluation run: cpu, cuda, cuda:N or auto (cuda when available)"),
+                      Option(COMPUTE, TEXT)] = "auto"
     bf16: Annotated[bool, Field(description="bfloat16 autocast for retraining and the evaluation forward passes; off: "
                                 "float32"), Option(COMPUTE, SWITCH)] = True
     threads: Annotated[int | None, Field(ge=1, description="torch CPU threads (0: torch's default)"),

@@ -9,7 +9,8 @@ to saliency ``[B, H, W]`` float32 (larger = more important), at the input size:
 - ``random``: a uniform random map per image, seeded by ``(seed, image id)``,
   so the same image always gets the same map whatever the batch;
 - SMOE Scale combined with ``equal`` / ``linear`` / ``prior`` layer weights
-  (``smoe_equal``, ``smoe_linear``, ``smoe_prior``) and its single-scale maps
+  (``smoe_equal``, ``smoe_linear``, ``smoe_prior``), with weights learned from
+  the ``layers`` protocol (``smoe_learned``) and its single-scale maps
   ``smoe_L1`` .. ``smoe_L5`` (normalised, upsampled bilinearly): Table 4 / 5;
 - the other statistics of Table 1 with equal weights (``std_equal``,
   ``mean_equal``, ``shannon_entropy_equal``, ``log_normal_mean_equal``, ...)
@@ -65,7 +66,7 @@ class MethodOptions:
     nt_samples: int = 15
     noise_level: float = 0.15
     input_range: float = 4.0
-    ig_steps: int = 4
+    ig_steps: int = 20
     channel_reduce: str = "sum"
     smoe_weights: str = "equal"
 
@@ -86,6 +87,8 @@ class MethodContext:
         self.model = model.eval()
         self.options = options
         self.memo: dict = {}
+        self.learned_weights: tuple[float, ...] | None = None
+        """Layer weights of ``smoe_learned`` (set by the runner from the ``layers`` protocol's results)."""
         self._gradient_model: nn.Module | None = None
         # The scale ends depend on the architecture, not the image size: find them once at 224 px
         # (at very small inputs the coarsest scale collapses to 1 x 1 and would not be found).
@@ -212,6 +215,13 @@ def _combined(statistic: str, weights: str) -> MethodFunction:
     return function
 
 
+def _learned(context: MethodContext, images: Tensor, ids: Sequence[int]) -> Tensor:
+    if context.learned_weights is None:
+        raise EvaluationError("smoe_learned needs layer weights learned by the layers protocol: run "
+                              "'geosal evaluate --protocol layers' first")
+    return combine(context.smoe(images, "smoe_scale").normalized, tuple(images.shape[-2:]), context.learned_weights)
+
+
 def _single_scale(statistic: str, layer: int) -> MethodFunction:
     def function(context: MethodContext, images: Tensor, ids: Sequence[int]) -> Tensor:
         result = context.smoe(images, statistic)
@@ -271,6 +281,7 @@ _BUILDERS: dict[str, Callable[..., MethodFunction]] = {
     "random": lambda: _random,
     "random_layer": _random_layer,
     "combined": _combined,
+    "learned": lambda: _learned,
     "single_scale": _single_scale,
     "cam": _cam,
     "gradient": _gradient_method,

@@ -81,6 +81,8 @@ PERCENTAGE = Codec(_fraction, lambda value: [_percent(value)], "PCT")
 PERCENTAGES = Codec(lambda text: tuple(_fraction(v) for v in _comma_list(text)), lambda value: [",".join(map(_percent, value))],
                     "PCT,...")
 """Fractions, written as a comma list of percentages (``10,30,50``)."""
+INTEGERS = Codec(lambda text: tuple(int(v) for v in _comma_list(text)), lambda value: [",".join(map(str, value))], "N,...")
+"""A comma-separated list of integers (seeds)."""
 NAMES = Codec(_comma_list, lambda value: [",".join(value)], "NAME,...")
 """Names, written as one comma list."""
 WORDS = Codec(str, list, "NAME", many=True)

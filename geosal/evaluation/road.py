@@ -128,12 +128,12 @@ def removal_keep_mask(saliency: Tensor, fraction: float, order: str, image_ids: 
     raise ValueError(f"order must be 'morf' or 'lerf', got {order!r}")
 
 
-def road_accuracy(
+def road_correct(
     classify: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor, saliency: Tensor, fraction: float, order: str,
     image_ids: Sequence[int], noise: float = 0.01, seed: int = 0, batch_size: int = 32,
-) -> float:
-    """Accuracy of ``classify`` (normalised images -> predicted classes) on the
-    imputed images.
+) -> np.ndarray:
+    """Whether ``classify`` (normalised images -> predicted classes) is right on
+    each imputed image: ``bool [N]`` (its mean is the ROAD accuracy).
 
     Args:
         images: normalised ``[N, C, H, W]``.
@@ -142,12 +142,12 @@ def road_accuracy(
         fraction: share of pixels removed.
         order: ``"morf"`` or ``"lerf"``.
     """
-    correct = 0
+    correct = []
     for first in range(0, len(images), batch_size):
         part = slice(first, first + batch_size)
         ids = list(image_ids[part])
         keep = removal_keep_mask(saliency[part], fraction, order, ids, seed)
         imputed = impute_batch(images[part], keep, noise, ids, seed)
-        correct += int((classify(imputed).cpu() == labels[part].cpu()).sum())
-    return correct / len(images)
+        correct.append((classify(imputed).cpu() == labels[part].cpu()).numpy())
+    return np.concatenate(correct) if correct else np.zeros(0, dtype=bool)
 

@@ -20,19 +20,21 @@ import torch
 
 from geosal.evaluation import deletion as deletion_curves
 from geosal.evaluation import report
-from geosal.evaluation.catalog import layer_methods
+from geosal.evaluation.catalog import LEARNED, SCALES, layer_methods
 from geosal.evaluation.cells import CellStore, write_json_atomic
 from geosal.evaluation.config import EvaluationConfig, reductions
 from geosal.evaluation.data import Split, load_splits
 from geosal.evaluation.errors import EvaluationError
 from geosal.evaluation.kar_roar import RetrainData, layer_cells, plan_cells, run_cells
+from geosal.evaluation.layer_weights import learned_weights
 from geosal.evaluation.masking import mean_colour_uint8
 from geosal.evaluation.methods import METHODS, Method, MethodContext, MethodOptions, get_methods, time_methods
-from geosal.evaluation.road import ORDERS, road_accuracy
+from geosal.evaluation.road import ORDERS, road_correct
 from geosal.evaluation.saliency_store import SaliencyStore, model_fingerprint
 from geosal.evaluation.scores import auc
 from geosal.models import LoadedModel, load_model
 from geosal.models.training import TrainingConfig
+from geosal.pipeline.runner import resolve_device
 
 ORIGINAL = "original"
 """Method name of the unmodified-image reference rows of ROAD and deletion."""
@@ -47,9 +49,10 @@ class Evaluation:
         self.log = log
         if config.threads:
             torch.set_num_threads(config.threads)
+        self.device = resolve_device(config.device)
         self.loaded: LoadedModel = load_model(config.model)
         self.spec = self.loaded.spec
-        self.model = self.loaded.network.eval()
+        self.model = self.loaded.network.eval().to(self.device)
         self.model_size = int(self.spec.input_size)
         self.train, self.val = load_splits(config.data, config.train_per_class, config.val_per_class)
         if self.spec.classes and tuple(self.spec.classes) != tuple(self.train.classes):
@@ -63,13 +66,16 @@ class Evaluation:
                                      channel_reduce=config.channel_reduce)
         self.context = MethodContext(self.model, self.options)
         self.fingerprint = model_fingerprint(self.model)
-        self.store = SaliencyStore(config.cache, self.context, self.loaded.preprocess, self.fingerprint,
-                                   config.saliency_batch, log)
+        self.store = SaliencyStore(config.cache, self.context, self.preprocess, self.fingerprint, config.saliency_batch, log)
         self.results = Path(config.results)
         self._decoded: dict[tuple[str, int, int], np.ndarray] = {}
         self._accuracy: dict[tuple[str, int, int], float] = {}
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """``uint8 [N, H, W, 3]`` -> the model's normalised input ``[N, 3, H, W]`` on the evaluation device."""
+        return self.loaded.preprocess(images).to(self.device)
 
     def images(self, split: Split, size: int) -> np.ndarray:
         key = (split.name, len(split), size)
@@ -92,8 +98,10 @@ class Evaluation:
         if not missing:
             return
         count = min(self.config.timing_images, len(self.val))
-        x = self.loaded.preprocess(self.images(self.val, size)[:count])
+        x = self.preprocess(self.images(self.val, size)[:count])
         ids = self.val.ids[:count].tolist()
+        if any(m.name == LEARNED for m in missing):
+            self.context.learned_weights = self.learned_weights()
         self.log(f"timing {len(missing)} methods alone on {count} images at {size} px ({torch.get_num_threads()} threads)")
         for method in missing:
             seconds = time_methods(self.context, [method], x, ids, batch_size=self.config.saliency_batch)[method.name]
@@ -118,22 +126,55 @@ class Evaluation:
         c = self.config
         return TrainingConfig(epochs=c.epochs, batch_size=c.batch_size, crop=c.retrain_crop, min_crop_area=c.min_crop_area,
                               lr=c.lr, warmup_epochs=c.warmup_epochs, label_smoothing=c.label_smoothing,
-                              mix_probability=c.mix_probability, colour_jitter=c.colour_jitter, bf16=c.bf16, seed=c.seed)
+                              mix_probability=c.mix_probability, colour_jitter=c.colour_jitter, bf16=c.bf16,
+                              seed=c.retrain_seeds[0], validate_every=c.validate_every)
+
+    @property
+    def network(self) -> str:
+        """The architecture the retraining protocols train from scratch."""
+        return self.spec.architecture if self.config.network == "model" else self.config.network
+
+    def learned_weights(self) -> tuple[float, ...]:
+        """The SMOE layer weights learned from the ``layers`` protocol's finished cells (see
+        :mod:`geosal.evaluation.layer_weights`)."""
+        rows = list(CellStore(self.results / "layers", self.retraining_settings("layers")).rows())
+        weights, scores = learned_weights(rows)
+        self.log(f"learned layer weights {list(weights)} from per-layer scores {[round(d, 3) for d in scores]}")
+        return weights
+
+    def load_maps(self, name: str, split: Split, source: int, size: int) -> np.ndarray:
+        """``[N, size, size]`` float32 maps of ``name``; ``smoe_learned`` is the learned-weight mean of the
+        cached single-scale maps (Eq. 3 is linear and area resizing too, so this equals computing it directly)."""
+        if name != LEARNED:
+            return np.array(self.store.load(name, split, source, size))
+        weights = self.learned_weights()
+        total = np.zeros((len(split), size, size), np.float32)
+        for layer, weight in enumerate(weights, 1):
+            if weight:
+                total += weight * np.asarray(self.store.load(f"smoe_L{layer}", split, source, size))
+        return total / sum(weights)
+
+    def ensure_maps(self, methods: list[Method], split: Split, source: int, sizes: list[int]) -> None:
+        """Compute the missing maps of ``methods`` (``smoe_learned``: its single-scale maps)."""
+        wanted = [m for m in methods if m.name != LEARNED]
+        if any(m.name == LEARNED for m in methods):
+            wanted += [METHODS[f"smoe_L{k}"] for k in range(1, SCALES + 1) if f"smoe_L{k}" not in {m.name for m in wanted}]
+        self.store.ensure(wanted, split, source, sizes, lambda: self.images(split, source))
 
     def model_accuracy(self, split: Split, size: int) -> float:
         """Accuracy of the explained model on ``split`` at ``size`` px (how well it sees the images
         its saliency is computed on)."""
         key = (split.name, len(split), size)
         if key not in self._accuracy:
-            x = self.loaded.preprocess(self.images(split, size))
+            x = self.preprocess(self.images(split, size))
             self._accuracy[key] = float((self.classify_logits(x).argmax(1).numpy() == split.labels).mean())
         return self._accuracy[key]
 
     def classify_logits(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         out = []
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
+        with torch.no_grad(), torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.config.bf16):
             for first in range(0, len(x), batch_size):
-                out.append(self.model(x[first : first + batch_size]).float())
+                out.append(self.model(x[first : first + batch_size].to(self.device)).float().cpu())
         return torch.cat(out)
 
     # --- retraining protocols --------------------------------------------------------------------
@@ -149,7 +190,7 @@ class Evaluation:
             self.time(todo, source)
             self.log(f"{protocol}: saliency of {len(todo)} methods on {len(self.train) + len(self.val)} images at {source} px")
             for split in (self.train, self.val):
-                self.store.ensure(todo, split, source, [c.image_size], lambda split=split: self.images(split, source))
+                self.ensure_maps(todo, split, source, [c.image_size])
         data = RetrainData(
             self.images(self.train, c.image_size), self.train.labels, self.train.ids,
             self.images(self.val, c.image_size), self.val.labels, self.val.ids,
@@ -157,34 +198,38 @@ class Evaluation:
         )
 
         def maps(name: str) -> tuple[np.ndarray, np.ndarray]:
-            return (np.asarray(self.store.load(name, self.train, source, c.image_size)),
-                    np.asarray(self.store.load(name, self.val, source, c.image_size)))
+            return self.load_maps(name, self.train, source, c.image_size), self.load_maps(name, self.val, source, c.image_size)
 
         labels = {m.name: m.label for m in methods}
-        computed = run_cells(cells, store, data, maps, self.spec.architecture, self.training_config(), labels,
-                             seed=c.seed, log=self.log, protocol=protocol)
-        timing = {g: v for split in (self.train, self.val) for g, v in self.store.timings(split, source).items()}
+        computed = run_cells(cells, store, data, maps, self.network, self.training_config(), labels,
+                             seed=c.seed, log=self.log, protocol=protocol, device=self.device)
+        timing = {split.name: self.store.timings(split, source) for split in (self.train, self.val)}
+        if any(m.name == LEARNED for m in methods):
+            settings = {**settings, "learned_weights": list(self.learned_weights())}
         accuracy = {str(size): self.model_accuracy(self.val, size) for size in sorted({source, self.model_size})}
         self.record_run(protocol, started, {"cells_computed_this_call": computed, "cells": len(cells),
                                             "saliency_bulk_timing": timing, "saliency_size": source,
-                                            "model_size": self.model_size, "explained_model_val_accuracy": accuracy})
+                                            "model_size": self.model_size, "explained_model_val_accuracy": accuracy,
+                                            "network": self.network, "device": self.device,
+                                            "learned_weights": settings.get("learned_weights")})
 
     def retraining_settings(self, protocol: str) -> dict:
         c = self.config
         return {**self.base_settings(), "protocol": protocol, "image_size": c.image_size,
                 "saliency_size": c.saliency_size or self.model_size, "training": asdict(self.training_config()),
                 "train_ids": len(self.train), "val_ids": len(self.val), "share_random": c.share_random,
-                "architecture": self.spec.architecture}
+                "architecture": self.network}
 
     def kar_roar(self) -> None:
         methods = get_methods(self.config.methods)
-        cells = plan_cells([m.name for m in methods], self.config.percentages, self.config.share_random, self.config.reference)
+        cells = plan_cells([m.name for m in methods], self.config.percentages, self.config.share_random, self.config.reference,
+                           self.config.retrain_seeds)
         self._retraining("kar-roar", methods, cells, self.retraining_settings("kar-roar"))
 
     def layers(self) -> None:
         names = layer_methods(self.config.layer_statistics)
         methods = [METHODS[n] for n in names]
-        cells = layer_cells(names, self.config.layer_kar, self.config.layer_roar)
+        cells = layer_cells(names, self.config.layer_kar, self.config.layer_roar, self.config.layer_seeds)
         self._retraining("layers", methods, cells, self.retraining_settings("layers"))
 
     # --- protocols with the original model -------------------------------------------------------
@@ -198,7 +243,7 @@ class Evaluation:
         if todo:
             self.time(todo, size)
             self.log(f"{protocol}: saliency of {len(todo)} methods on {len(split)} validation images at {size} px")
-            self.store.ensure(todo, split, size, [size], lambda: self.images(split, size))
+            self.ensure_maps(todo, split, size, [size])
         return split, size, todo
 
     def eval_settings(self, protocol: str) -> dict:
@@ -218,25 +263,28 @@ class Evaluation:
         x = self.loaded.preprocess(self.images(split, size))
         labels = torch.from_numpy(split.labels)
         ids = split.ids.tolist()
+        id_list = [int(i) for i in ids]
 
         def classify(images: torch.Tensor) -> torch.Tensor:
             return self.classify_logits(images).argmax(1)
 
         if not store.has(ORIGINAL, "none", 0.0):
-            accuracy = float((classify(x) == labels).float().mean())
+            correct = (classify(x) == labels).numpy()
             store.put({"protocol": "road", "method": ORIGINAL, "label": "Unmodified images", "order": "none",
-                       "fraction": 0.0, "accuracy": accuracy, "images": len(split)}, ORIGINAL, "none", 0.0)
+                       "fraction": 0.0, "accuracy": float(correct.mean()), "correct": correct.astype(int).tolist(),
+                       "ids": id_list, "images": len(split)}, ORIGINAL, "none", 0.0)
         for method in todo:
-            maps = torch.from_numpy(np.array(self.store.load(method.name, split, size, size)))
+            maps = torch.from_numpy(self.load_maps(method.name, split, size, size))
             for order in ORDERS:
                 for p in fractions:
                     if store.has(method.name, order, p):
                         continue
                     t0 = time.perf_counter()
-                    accuracy = road_accuracy(classify, x, labels, maps, p, order, ids, noise=c.road_noise, seed=c.seed)
+                    correct = road_correct(classify, x, labels, maps, p, order, ids, noise=c.road_noise, seed=c.seed)
+                    accuracy = float(correct.mean())
                     store.put({"protocol": "road", "method": method.name, "label": method.label, "order": order,
-                               "fraction": p, "accuracy": accuracy, "images": len(split),
-                               "seconds": time.perf_counter() - t0}, method.name, order, p)
+                               "fraction": p, "accuracy": accuracy, "correct": correct.astype(int).tolist(), "ids": id_list,
+                               "images": len(split), "seconds": time.perf_counter() - t0}, method.name, order, p)
                     self.log(f"  road {method.name} {order} {100 * p:g}%: accuracy {accuracy:.4f} "
                              f"({time.perf_counter() - t0:.0f} s)")
         self.record_run("road", started, {"images": len(split), "size": size})
@@ -255,7 +303,7 @@ class Evaluation:
             return torch.softmax(self.classify_logits(images), dim=1)
 
         for method in todo:
-            maps = torch.from_numpy(np.array(self.store.load(method.name, split, size, size)))
+            maps = torch.from_numpy(self.load_maps(method.name, split, size, size))
             for kind in deletion_curves.KINDS:
                 if store.has(method.name, kind):
                     continue
@@ -269,6 +317,7 @@ class Evaluation:
                 areas = deletion_curves.curve_areas(values)
                 store.put({"protocol": "deletion", "method": method.name, "label": method.label, "kind": kind,
                            "auc": float(areas.mean()), "auc_std": float(areas.std()), "auc_of_mean_curve": auc(values.mean(0)),
+                           "areas": [round(float(a), 5) for a in areas], "ids": [int(i) for i in ids],
                            "curve": [round(float(v), 5) for v in values.mean(0)], "images": len(split),
                            "steps": c.deletion_steps, "seconds": time.perf_counter() - t0}, method.name, kind)
                 self.log(f"  {kind} {method.name}: AUC {areas.mean():.4f} ({time.perf_counter() - t0:.0f} s)")
@@ -279,7 +328,8 @@ class Evaluation:
     def run(self) -> Path:
         steps = {"kar-roar": self.kar_roar, "layers": self.layers, "road": self.road, "deletion": self.deletion}
         self.results.mkdir(parents=True, exist_ok=True)
-        for protocol in self.config.protocols:
+        # The layers protocol first: the learned weights of the retraining protocol come from it.
+        for protocol in sorted(self.config.protocols, key=lambda p: p != "layers"):
             self.log(f"=== {protocol} ===")
             steps[protocol]()
             self.write_reports()

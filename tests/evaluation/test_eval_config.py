@@ -45,7 +45,8 @@ def test_all_protocols_expand_in_order_without_duplicates():
 def test_method_names_expand_all_and_default():
     assert method_names("default,random,smoe_L2") == [*KAR_ROAR_DEFAULT, "smoe_L2"]
     assert method_names(["all"]) == list(MAIN_METHODS)
-    assert len(METHOD_NAMES) == len(MAIN_METHODS) + 5 * (len(TABLE1_STATISTICS) - 1) + 5  # + single scales, random_L1..5
+    # + single scales, random_L1..5 and the learned weighting
+    assert len(METHOD_NAMES) == len(MAIN_METHODS) + 5 * (len(TABLE1_STATISTICS) - 1) + 5 + 1
 
 
 def test_every_field_is_an_option_of_the_command_line():

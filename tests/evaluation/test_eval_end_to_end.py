@@ -20,7 +20,7 @@ TINY = [
     "--methods", "random,smoe_prior", "--percentages", "50", "--image-size", "16", "--saliency-size", "32",
     "--epochs", "1", "--train-per-class", "2", "--val-per-class", "1", "--eval-methods", "random,smoe_prior",
     "--eval-size", "32", "--eval-per-class", "1", "--deletion-steps", "4", "--timing-images", "2", "--batch-size", "32",
-    "--protocol", "kar-roar", "road", "deletion",
+    "--protocol", "kar-roar", "road", "deletion", "--retrain-seeds", "0,1", "--validate-every", "1",
     "--threads", "1",  # a loaded 2-core machine: one thread avoids OpenMP oversubscription
 ]
 
@@ -40,11 +40,19 @@ def test_tiny_run_resumes_and_writes_every_report(tmp_path, tiny_checkpoint):
 
     kar_roar = results / "kar_roar"
     cells = sorted(p.name for p in (kar_roar / "cells").glob("*.json"))
-    assert len(cells) == 5  # unmasked reference + random kar/roar + smoe kar/roar
+    assert len(cells) == 2 * 5  # per retraining seed: unmasked reference + random kar/roar + smoe kar/roar
     modified = {p: p.stat().st_mtime_ns for p in results.rglob("cells/*.json")}
-    row = json.loads((kar_roar / "cells" / "smoe_prior__roar__0.5.json").read_text())
-    assert 0 <= row["accuracy"] <= 1 and row["train_images"] == 42 and row["val_images"] == 21 and row["image_size"] == 16
-    assert json.loads((kar_roar / "run.json").read_text())["cells_computed_this_call"] == 4
+    rows = [json.loads((kar_roar / "cells" / f"smoe_prior__roar__0.5__s{seed}.json").read_text()) for seed in (0, 1)]
+    for seed, row in enumerate(rows):
+        assert 0 <= row["accuracy"] <= 1 and row["train_images"] == 42 and row["val_images"] == 21 and row["image_size"] == 16
+        assert row["seed"] == seed and len(row["correct"]) == len(row["val_ids"]) == 21
+        assert row["accuracy"] == sum(row["correct"]) / 21  # the per-image outcomes are the accuracy's
+    assert rows[0]["history"] != rows[1]["history"]  # two seeds are two different retrainings
+    assert json.loads((kar_roar / "run.json").read_text())["cells_computed_this_call"] == 8
+    road_row = json.loads((results / "road" / "cells" / "smoe_prior__morf__0.5.json").read_text())
+    assert len(road_row["correct"]) == len(road_row["ids"]) == road_row["images"] == 21
+    deletion_row = json.loads((results / "deletion" / "cells" / "smoe_prior__deletion.json").read_text())
+    assert len(deletion_row["areas"]) == 21 and abs(sum(deletion_row["areas"]) / 21 - deletion_row["auc"]) < 1e-4
 
     for name in ("README.md", "kar_roar.md", "kar_roar.csv", "kar_roar.png", "road.md", "road.csv", "road.png",
                  "deletion.md", "deletion.csv", "deletion.png", "timing.md", "timing.csv"):
@@ -71,7 +79,7 @@ def test_tiny_run_resumes_and_writes_every_report(tmp_path, tiny_checkpoint):
     more[more.index("--percentages") + 1] = "50,90"
     assert geosal_main(more) == 0
     # KAR and ROAR 90% for both methods (random ROAR 90% would share KAR 10%, which is not planned).
-    assert len(list((kar_roar / "cells").glob("*.json"))) == 5 + 4
+    assert len(list((kar_roar / "cells").glob("*.json"))) == 2 * (5 + 4)
     assert {p: p.stat().st_mtime_ns for p in modified} == modified
 
 

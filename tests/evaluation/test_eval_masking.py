@@ -80,8 +80,16 @@ def test_plan_shares_random_roar_with_kar_of_the_complement():
     cells = plan_cells(["smoe_prior", "random"], [0.1, 0.5, 0.9])
     assert cells[0].method == "unmasked" and cells[1].method == "random"
     shared = {c.key: c.same_as for c in cells if c.same_as}
-    assert shared == {("random", "roar", 0.1): ("random", "kar", 0.9), ("random", "roar", 0.5): ("random", "kar", 0.5),
-                      ("random", "roar", 0.9): ("random", "kar", 0.1)}
+    assert shared == {("random", "roar", 0.1, "s0"): ("random", "kar", 0.9, "s0"),
+                      ("random", "roar", 0.5, "s0"): ("random", "kar", 0.5, "s0"),
+                      ("random", "roar", 0.9, "s0"): ("random", "kar", 0.1, "s0")}
     assert len([c for c in cells if c.same_as is None]) == 1 + 3 + 6
     assert not any(c.same_as for c in plan_cells(["random"], [0.1, 0.5], share_random=False))
     assert [c.same_as for c in plan_cells(["random"], [0.3], reference=False)] == [None, None]  # 0.7 not planned
+
+
+def test_plan_repeats_every_cell_per_retraining_seed_seed_by_seed():
+    cells = plan_cells(["smoe_prior", "random"], [0.1, 0.9], seeds=(3, 7))
+    assert [c.seed for c in cells] == [3] * 9 + [7] * 9  # whole repetitions first: an interruption leaves complete seeds
+    assert len({c.key for c in cells}) == 18
+    assert all(c.same_as[-1] == f"s{c.seed}" for c in cells if c.same_as)  # shared within the same retraining only

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geosal.evaluation.catalog import KAR_ROAR_DEFAULT, MAIN_METHODS, layer_methods
+from geosal.evaluation.catalog import KAR_ROAR_DEFAULT, LEARNED, MAIN_METHODS, layer_methods
+from geosal.evaluation.errors import EvaluationError
 from geosal.evaluation.methods import METHODS, MethodContext, MethodOptions, compute_batch, get_methods, random_map, time_methods
 from geosal.saliency import SaliencyMaps
 from geosal.saliency.combine import upsample
@@ -13,7 +14,12 @@ from geosal.saliency.combine import upsample
 
 @pytest.fixture(scope="module")
 def context(model21):
-    return MethodContext(model21, MethodOptions(ig_steps=4, nt_samples=3))
+    context = MethodContext(model21, MethodOptions(ig_steps=4, nt_samples=3))
+    context.learned_weights = LEARNED_WEIGHTS
+    return context
+
+
+LEARNED_WEIGHTS = (0.3, 0.0, 0.5, 0.6, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +29,8 @@ def all_maps(context, real_batch):
 
 
 def test_registry_contents():
-    assert len(MAIN_METHODS) == 26 and set(KAR_ROAR_DEFAULT) <= set(MAIN_METHODS)
+    assert len(MAIN_METHODS) == 26 and set(KAR_ROAR_DEFAULT) - {LEARNED} <= set(MAIN_METHODS)
+    assert LEARNED in KAR_ROAR_DEFAULT and LEARNED not in MAIN_METHODS  # it needs the layers protocol's results
     for name in ("random", "smoe_prior", "smoe_linear", "smoe_equal", "fastcam", "gradcam", "gradcampp",
                  "gradient", "gradient_sg2", "guided_backprop", "guided_backprop_sg2", "integrated_gradients",
                  "integrated_gradients_sg2", "std_equal", "truncated_normal_entropy_equal"):
@@ -86,3 +93,16 @@ def test_time_methods_reports_seconds_per_image(context, real_batch):
     x, ids = real_batch
     seconds = time_methods(context, [METHODS["random"], METHODS["smoe_prior"]], x[:2], ids[:2])
     assert set(seconds) == {"random", "smoe_prior"} and all(s >= 0 for s in seconds.values())
+
+
+def test_learned_weighting_is_the_weighted_mean_of_the_single_scale_maps(all_maps):
+    """The runner builds smoe_learned from cached single-scale maps; that is exact because Eq. 3 is linear."""
+    weighted = sum(w * all_maps[f"smoe_L{k}"] for k, w in enumerate(LEARNED_WEIGHTS, 1)) / sum(LEARNED_WEIGHTS)
+    torch.testing.assert_close(all_maps[LEARNED], weighted, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(all_maps[LEARNED], all_maps["smoe_equal"])
+
+
+def test_learned_weighting_without_weights_is_one_clear_error(model21, real_batch):
+    x, ids = real_batch
+    with pytest.raises(EvaluationError, match="--protocol layers"):
+        METHODS[LEARNED](MethodContext(model21), x[:1], ids[:1])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geosal.evaluation.road import NEIGHBOURS, impute_batch, impute_linear, removal_keep_mask, road_accuracy
+from geosal.evaluation.road import NEIGHBOURS, impute_batch, impute_linear, removal_keep_mask, road_correct
 
 
 def neighbour_mean(image: np.ndarray, y: int, x: int) -> np.ndarray:
@@ -84,6 +84,6 @@ def test_orders_and_accuracy(real_batch):
         return (images[:, 0, :8, :8].mean((1, 2)) > 0).long()
 
     truth = classify(x)
-    assert road_accuracy(classify, x, truth, saliency, 0.0, "morf", ids, noise=0.0) == 1.0
-    accuracy = road_accuracy(classify, x, labels, saliency, 0.5, "lerf", ids)
+    assert road_correct(classify, x, truth, saliency, 0.0, "morf", ids, noise=0.0).all()
+    accuracy = road_correct(classify, x, labels, saliency, 0.5, "lerf", ids).mean()
     assert 0.0 <= accuracy <= 1.0
