@@ -167,22 +167,28 @@ def _pairwise(comparisons: list[Comparison], labels: dict[str, str], what: str, 
     return text, line
 
 
+def _rounded(value: float | None) -> float | None:
+    """A computed number as the CSVs write it: 9 decimals, so that the last bits of a BLAS sum, which may differ
+    between machines, do not change the files."""
+    return None if value is None else round(float(value), 9)
+
+
 def _pairs_csv(path: Path, tables: list[list[Comparison]]) -> None:
     """Every comparison of ``tables`` as a CSV row (:data:`PAIR_COLUMNS`)."""
     rows = []
     for comparisons in tables:
         for c in comparisons:
             d = c.difference
-            rows.append({"statistic": c.statistic, "first": c.first, "second": c.second, "difference": d.value, "low": d.low,
-                         "high": d.high, "seeds": d.seeds or "", "p": c.p, "p_holm": c.p_holm,
-                         "significant": "" if c.significant is None else int(c.significant)})
+            rows.append({"statistic": c.statistic, "first": c.first, "second": c.second, "difference": _rounded(d.value),
+                         "low": _rounded(d.low), "high": _rounded(d.high), "seeds": d.seeds or "", "p": _rounded(c.p),
+                         "p_holm": _rounded(c.p_holm), "significant": "" if c.significant is None else int(c.significant)})
     write_csv(path, rows, PAIR_COLUMNS)
 
 
 def _with_interval(row: dict, estimate: Estimate | None, field: str) -> dict:
     """``row`` plus ``<field>_low`` and ``<field>_high`` (empty without an interval)."""
     has = estimate is not None and estimate.has_interval
-    return {**row, f"{field}_low": estimate.low if has else None, f"{field}_high": estimate.high if has else None}
+    return {**row, f"{field}_low": _rounded(estimate.low) if has else None, f"{field}_high": _rounded(estimate.high) if has else None}
 
 
 def _seed(row: dict) -> int:
