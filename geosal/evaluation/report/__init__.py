@@ -2,7 +2,8 @@
 
 Everything is rebuilt from the cells on disk (``<protocol>/cells``), so the
 reports of an interrupted run show what is finished, marked as such. One job per
-module: :mod:`~geosal.evaluation.report.summary` (cells -> numbers),
+module: :mod:`~geosal.evaluation.report.summary` (cells -> numbers with their 95 %
+intervals, :mod:`geosal.evaluation.uncertainty`),
 :mod:`~geosal.evaluation.report.tables` (CSV and Markdown),
 :mod:`~geosal.evaluation.report.plots` (matplotlib) and
 :mod:`~geosal.evaluation.report.readme` (``README.md``); :func:`write_all` runs them.
@@ -38,24 +39,27 @@ def write_all(results: Path, log: Callable[[str], None] = print) -> Path:
         "deletion": (summarise_deletion, tables.write_deletion, plots.plot_deletion),
         "layers": (summarise_layers, tables.write_layers, plots.plot_layers),
     }
-    sections = {protocol: _write_protocol(results, protocol, *step) for protocol, step in steps.items()}
+    written = {protocol: _write_protocol(results, protocol, *step) for protocol, step in steps.items()}
+    sections: dict[str, str | None] = {protocol: section for protocol, (section, _) in written.items()}
     sections["timing"] = tables.write_timing(results, timing)
+    images = {protocol: summary.images for protocol, (_, summary) in written.items() if summary is not None}
     runs = {name: load_run(results / folder) for name, folder in PROTOCOL_FOLDERS.items()}
-    (results / "README.md").write_text(readme_text(sections, runs))
+    (results / "README.md").write_text(readme_text(sections, runs, images))
     log(f"reports written to {results}/ (README.md, *.md, *.csv, *.png)")
     return results / "README.md"
 
 
-def _write_protocol(results: Path, protocol: str, summarise: Callable, write_tables: Callable, plot: Callable) -> str | None:
-    """The reports of one protocol from its cells; its README summary, or None when no cell is finished."""
+def _write_protocol(results: Path, protocol: str, summarise: Callable, write_tables: Callable,
+                    plot: Callable) -> tuple[str | None, object | None]:
+    """The reports of one protocol from its cells; its README summary and its summary, or two None when no cell is finished."""
     folder = results / PROTOCOL_FOLDERS[protocol]
     cells = load_cells(folder)
     if not cells:
-        return None
+        return None, None
     summary = summarise(cells)
     section = write_tables(results, cells, load_run(folder), summary)
     plot(results / f"{PROTOCOL_FOLDERS[protocol]}.png", summary)
-    return section
+    return section, summary
 
 
 __all__ = ["write_all"]

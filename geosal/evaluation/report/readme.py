@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
-from geosal.evaluation.report.tables import markdown_table
+from geosal.evaluation.report.tables import IMAGE_ONLY, markdown_table
 
 TITLES = {
     "kar-roar": ("KAR / ROAR with retraining (Table 2 / Table 5, Figure 5)", "kar_roar.md"),
@@ -16,13 +17,45 @@ TITLES = {
 """Section -> (title, the Markdown file with its details), in README order."""
 
 
-def readme_text(sections: dict[str, str | None], runs: dict[str, dict]) -> str:
+def _image_counts(text: str, count: str, pattern: str) -> str:
+    return re.sub(pattern, lambda match: match.group(1) + count, text, count=1)
+
+
+def reductions_rows(runs: dict[str, dict], images: dict[str, int | None]) -> list[list[str]] | None:
+    """The rows of "What is reduced relative to the paper", with the image counts of the cells.
+
+    The rows come from the retraining run's ``run.json`` (else any run's); the ROAD / deletion row from
+    the run that made those cells, and every count of validation images from the cells themselves.
+    """
+    reductions = next((run["reductions"] for run in runs.values() if run.get("reductions")), None)
+    rows = runs.get("kar-roar", {}).get("reductions") or reductions
+    if not rows:
+        return None
+    rows = [list(r) for r in rows]
+    evaluation = next((row for name in ("road", "deletion") for row in runs.get(name, {}).get("reductions") or []
+                       if row[0] == "ROAD / deletion"), None)
+    retraining = images.get("kar-roar") or images.get("layers")
+    road, deletion = images.get("road"), images.get("deletion")
+    counted = f"{road} (ROAD) / {deletion} (deletion)" if road and deletion and road != deletion else road or deletion
+    for row in rows:
+        if row[0] == "ROAD / deletion":
+            row[2] = evaluation[2] if evaluation else row[2]
+            if counted:
+                row[2] = _image_counts(row[2], str(counted), r"^()\d+(?= validation images)")
+        elif row[0] == "dataset" and retraining:
+            row[2] = _image_counts(row[2], str(retraining), r"(/ )\d+(?= validation images)")
+    return rows
+
+
+def readme_text(sections: dict[str, str | None], runs: dict[str, dict], images: dict[str, int | None] | None = None) -> str:
     """The README's Markdown.
 
     Args:
         sections: each key of :data:`TITLES` -> its summary (from :mod:`~geosal.evaluation.report.tables`), None if not run.
         runs: protocol -> its ``run.json`` (``{}`` if not run).
+        images: protocol -> the images behind its accuracies, from its cells (None or absent: unknown).
     """
+    images = images or {}
     text = [
         "# Faithfulness of saliency methods on UC Merced (geosal evaluate)",
         "",
@@ -44,11 +77,10 @@ def readme_text(sections: dict[str, str | None], runs: dict[str, dict]) -> str:
     for name, (title, file) in TITLES.items():
         text += [f"## {title}", ""]
         text += [sections[name], "", f"Details: [{file}]({file})", ""] if sections[name] else ["Not run yet.", ""]
-    reductions = next((run["reductions"] for run in runs.values() if run.get("reductions")), None)
-    kar_reductions = runs["kar-roar"].get("reductions") or reductions
-    if kar_reductions:
+    reductions = reductions_rows(runs, images)
+    if reductions:
         text += ["## What is reduced relative to the paper", "",
-                 markdown_table(["Aspect", "Paper", "Here"], kar_reductions, "lll"), ""]
+                 markdown_table(["Aspect", "Paper", "Here"], reductions, "lll"), ""]
     text += [
         "## How to read the scores",
         "",
@@ -58,10 +90,20 @@ def readme_text(sections: dict[str, str | None], runs: dict[str, dict]) -> str:
         "not with the paper's numbers.",
         "- D (Eq. 8) and I (Eq. 9) compare a method with the random map at the same percentage (or layer); 0 = random. "
         "Eq. 9 is evaluated with the natural logarithm: that is what reproduces the paper's Table 1 from its Table 4 "
-        "(the printed log2 gives 1.63 instead of 1.13 for SMOE Scale on ImageNet).",
-        "- Single retrainings on a small dataset are noisy: with about 336 validation images one image is 0.3 % "
-        "accuracy, and the standard error of an accuracy near 50 % is about 2.7 %. Differences of a few percent "
-        "between methods in one cell are not significant; the sums over five percentages are steadier.",
-        "",
+        "(the printed log2 gives 1.63 instead of 1.13 for SMOE Scale on ImageNet). The retraining table shows I only: "
+        "there D = SUM - SUM(Random) (see kar_roar.md).",
+        "- A number in brackets after another is its 95 % interval: a seeded, paired bootstrap that redraws the "
+        "retraining seeds (all cells of a seed together) and the validation images, the same draws for every method, "
+        "and recomputes every number (details at the end of each protocol's Markdown). A number without brackets comes "
+        f"from cells without per-image outcomes: a point estimate. \"{IMAGE_ONLY}\" marks a method retrained with a "
+        "single seed: its interval leaves out the retraining noise.",
+        "- The pairwise tables (in kar_roar.md, road.md and deletion.md) give each difference between two methods with "
+        "its interval and a two-sided bootstrap p-value, adjusted by Holm-Bonferroni over the comparisons of the table; "
+        "a difference counts as significant when the adjusted p is below 5 %.",
     ]
+    retraining = images.get("kar-roar") or images.get("layers")
+    if retraining:
+        text += [f"- In the retraining protocol one of the {retraining} validation images is {100 / retraining:.2f} % "
+                 "accuracy."]
+    text += [""]
     return "\n".join(text)
