@@ -39,7 +39,7 @@ from geosal.evaluation.paths import default_paths, portable, project_root
 
 Protocol = Literal["kar-roar", "road", "deletion", "layers"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
-DEFAULT_PROTOCOLS = ("kar-roar",)
+DEFAULT_PROTOCOLS = ("layers", "kar-roar")
 PAPER_PERCENTAGES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
@@ -160,7 +160,7 @@ class EvaluationConfig(BaseModel):
                                                            "colour channels"), Option(METHOD, TEXT)] = "sum"
     saliency_batch: Annotated[int, Field(ge=1, description="images per saliency batch"), Option(METHOD, INTEGER)] = 16
     timing_images: Annotated[int, Field(ge=1, description="validation images each method is timed on, alone"),
-                             Option(METHOD, INTEGER)] = 8
+                             Option(METHOD, INTEGER)] = 32
 
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="where the saliency, the retraining "
                                  "and the evaluation run: cpu, cuda, cuda:N or auto (cuda when available)"),
@@ -232,23 +232,27 @@ def reductions(
     saliency = config.saliency_size or model_size
     eval_size = config.eval_size or model_size
     rows = [
-        ("network", PAPER["network"], "ResNet-18 trained from scratch (the shipped geosal model's architecture)"),
+        ("network", PAPER["network"], f"{config.network} trained from scratch" + (
+            " (the explained model's architecture)" if config.network == "model" else
+            "; the explained model is a ResNet-18: a smaller network makes the retrainings affordable on a CPU")),
         ("dataset", PAPER["dataset"], f"UC Merced Land Use, 21 classes: {train_images} training / {val_images} validation images "
                                       f"(fixed every-fifth-image split)"),
         ("retraining image size", PAPER["image_size"],
          f"{config.image_size} px (UC Merced is 256 px; the explained model was trained at {model_size} px)"),
         ("saliency computed at", "224 px", f"{saliency} px with the explained model, maps area-averaged to {config.image_size} px"),
         ("retraining schedule", PAPER["epochs"],
-         f"{config.epochs} epochs, SGD lr {config.lr}, batch {config.batch_size}, {config.retrain_crop} px crops, "
-         f"same seed for every cell"),
+         f"{config.epochs} epochs, SGD lr {config.lr}, batch {config.batch_size}, {config.retrain_crop} px crops; "
+         f"every cell retrained with seeds {', '.join(map(str, config.retrain_seeds))} (the maps' seed is {config.seed})"),
         ("retraining methods", PAPER["methods"], ", ".join(config.methods)),
         ("percentages", PAPER["percentages"], ", ".join(f"{100 * p:g}" for p in config.percentages) + " %"),
         ("SmoothGrad", "15 samples (Hooker et al.)", f"{config.nt_samples} samples, noise {config.noise_level:g} of the input range"),
-        ("Integrated Gradients", "Hooker et al.'s setting", f"{config.ig_steps} steps, black-mean (0) baseline"),
+        ("Integrated Gradients", "Hooker et al.'s setting", f"{config.ig_steps} steps (captum's default: 50), baseline 0 after "
+                                                            "normalisation, i.e. the dataset-mean image"),
         ("ROAD / deletion", "not in the paper", f"{eval_images} validation images at {eval_size} px, original model, no retraining"),
         ("per-layer scores (Table 1)", PAPER["layers"],
-         f"optional `layers` protocol: each single-scale map used as an input-pixel mask, KAR {100 * config.layer_kar:g} % / "
-         f"ROAR {100 * config.layer_roar:g} %, full retraining as above"),
+         f"`layers` protocol: each single-scale map used as an input-pixel mask, KAR {100 * config.layer_kar:g} % / "
+         f"ROAR {100 * config.layer_roar:g} %, full retraining as above (seeds {', '.join(map(str, config.layer_seeds))}); "
+         "its scores on the even image ids give SMOE's learned layer weights"),
     ]
     return rows
 

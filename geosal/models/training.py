@@ -32,6 +32,7 @@ class TrainingConfig:
         batch_size: images per optimiser step.
         crop: side of the square training crop in pixels.
         min_crop_area: smallest crop as a fraction of the image area (random resized crop).
+        max_aspect_ratio: the crop's width / height is drawn log-uniformly in [1 / r, r] (1: square crops).
         lr: peak SGD learning rate (after ``warmup_epochs`` of linear warm-up, then cosine decay to 0).
         weight_decay: L2 penalty on weights (not on biases and norm parameters).
         label_smoothing: cross-entropy label smoothing in [0, 1).
@@ -46,6 +47,7 @@ class TrainingConfig:
     batch_size: int = 64
     crop: int = 160
     min_crop_area: float = 0.35
+    max_aspect_ratio: float = 4 / 3
     lr: float = 0.2
     warmup_epochs: int = 5
     weight_decay: float = 5e-4
@@ -73,7 +75,7 @@ def augment(images: torch.Tensor, config: TrainingConfig, generator: torch.Gener
 
     Args:
         images: ``uint8`` tensor ``[B, H, W, 3]`` on any device.
-        config: supplies ``crop``, ``min_crop_area`` and ``colour_jitter``.
+        config: supplies ``crop``, ``min_crop_area``, ``max_aspect_ratio`` and ``colour_jitter``.
         generator: source of randomness (CPU).
 
     Returns:
@@ -83,7 +85,7 @@ def augment(images: torch.Tensor, config: TrainingConfig, generator: torch.Gener
     device = images.device
     rand = torch.rand(batch, 8, generator=generator, dtype=torch.float64)
     area = config.min_crop_area + (1 - config.min_crop_area) * rand[:, 0]
-    aspect = torch.exp((rand[:, 1] - 0.5) * 2 * math.log(4 / 3))
+    aspect = torch.exp((rand[:, 1] - 0.5) * 2 * math.log(config.max_aspect_ratio))
     crop_h = torch.sqrt(area * height * width / aspect).clamp(max=height)
     crop_w = torch.sqrt(area * height * width * aspect).clamp(max=width)
     # Crop centre in normalised coordinates [-1, 1] (align_corners=False), uniform over valid positions.
