@@ -6,6 +6,7 @@ module: :mod:`~geosal.evaluation.report.summary` (cells -> numbers with their 95
 intervals, :mod:`geosal.evaluation.uncertainty`),
 :mod:`~geosal.evaluation.report.tables` (CSV and Markdown),
 :mod:`~geosal.evaluation.report.plots` (matplotlib) and
+:mod:`~geosal.evaluation.report.weights` (the learned layer weights on held-apart images) and
 :mod:`~geosal.evaluation.report.readme` (``README.md``); :func:`write_all` runs them.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from geosal.evaluation.report import plots, tables
 from geosal.evaluation.report.readme import readme_text
+from geosal.evaluation.report.weights import write_weights
 from geosal.evaluation.report.summary import (
     PROTOCOL_FOLDERS,
     load_cells,
@@ -41,6 +43,8 @@ def write_all(results: Path, log: Callable[[str], None] = print) -> Path:
     }
     written = {protocol: _write_protocol(results, protocol, *step) for protocol, step in steps.items()}
     sections: dict[str, str | None] = {protocol: section for protocol, (section, _) in written.items()}
+    sections["weights"] = write_weights(results, load_cells(results / PROTOCOL_FOLDERS["kar-roar"]),
+                                        load_cells(results / PROTOCOL_FOLDERS["layers"]))
     sections["timing"] = tables.write_timing(results, timing)
     images = {protocol: summary.images for protocol, (_, summary) in written.items() if summary is not None}
     runs = {name: load_run(results / folder) for name, folder in PROTOCOL_FOLDERS.items()}

@@ -12,6 +12,7 @@ TITLES = {
     "road": ("ROAD, original model (summary)", "road.md"),
     "deletion": ("Deletion / insertion AUC", "deletion.md"),
     "layers": ("Per-layer scores (Table 1)", "layers.md"),
+    "weights": ("Learned layer weights against equal and the paper's prior (held-apart images)", "weights.md"),
     "timing": ("Cost per image", "timing.md"),
 }
 """Section -> (title, the Markdown file with its details), in README order."""

@@ -134,7 +134,7 @@ def _uncertainty_note(replicates: int, images: int | None, seeds: bool) -> str:
     return text + " " + NO_INTERVAL
 
 
-def _pairwise(comparisons: list[Comparison], labels: dict[str, str], what: str, column: str, digits: int, scale: float = 1.0,
+def pairwise_section(comparisons: list[Comparison], labels: dict[str, str], what: str, column: str, digits: int, scale: float = 1.0,
               seeds: bool = False) -> tuple[list[str], str | None]:
     """The Markdown of a pairwise table and its one-line summary (None when nothing was tested).
 
@@ -254,7 +254,8 @@ def write_kar_roar(results: Path, cells: list[dict], run: dict, summary: KarRoar
     images = f"{summary.images} " if summary.images else ""
     text = [f"# KAR / ROAR with retraining ({len(cells)} cells)", "", *_produced_by(run)]
     text += [
-        f"Accuracy (%) on the {images}masked validation images of a ResNet-18 retrained from scratch on the masked training "
+        f"Accuracy (%) on the {images}masked validation images of a {run.get('network', 'resnet18')} retrained from scratch on "
+        "the masked training "
         "images, after the last epoch (like the paper's Table 5), the mean over the retraining seeds of each cell with its "
         f"{100 * LEVEL:g} % interval. KAR keeps the p% most salient pixels (higher is better); ROAR removes them (lower is "
         "better). Removed pixels are the dataset mean colour. Seeds: the retraining seeds every cell of the method has.",
@@ -287,7 +288,7 @@ def write_kar_roar(results: Path, cells: list[dict], run: dict, summary: KarRoar
         text += ["## Pairwise differences", "", "No pairwise test: the cells have no per-image outcomes.", ""]
     elif len(summary.ranked) > 1:
         for statistic, what in (("sum", "SUM"), ("kar", "KAR"), ("roar", "ROAR")):
-            table, line = _pairwise(summary.comparisons.get(statistic, []), labels, what, f"{what}(A) - {what}(B)", 2, seeds=True)
+            table, line = pairwise_section(summary.comparisons.get(statistic, []), labels, what, f"{what}(A) - {what}(B)", 2, seeds=True)
             text += [f"## Pairwise differences of {what}", "", *table]
             lines.append(line)
     text += ["## Uncertainty", "", _uncertainty_note(summary.replicates, summary.images, seeds=True), ""]
@@ -368,7 +369,7 @@ def write_road(results: Path, cells: list[dict], run: dict, summary: RoadSummary
     compact_head = ["Method", "MoRF mean (lower better)", "LeRF mean (higher better)", "LeRF - MoRF (higher better)"]
     compact = [[summary.labels[m]] + [percent_interval(v) for v in summary.means[m]] for m in summary.ranked]
     original = summary.original
-    table, line = _pairwise(summary.comparisons, summary.labels, "LeRF - MoRF", "(LeRF - MoRF) of A minus that of B, percent points",
+    table, line = pairwise_section(summary.comparisons, summary.labels, "LeRF - MoRF", "(LeRF - MoRF) of A minus that of B, percent points",
                            2, scale=100.0)
     text = [f"# ROAD: remove and debias, no retraining ({len(cells)} cells)", "", *_produced_by(run)]
     text += [
@@ -400,7 +401,7 @@ def write_deletion(results: Path, cells: list[dict], run: dict, summary: Deletio
              interval(summary.gap(m), 3)] for m in summary.ranked]
     head = ["Method", "Deletion AUC (lower better)", "Insertion AUC (higher better)", "Insertion - Deletion (higher better)"]
     config = run.get("config", {})
-    table, line = _pairwise(summary.comparisons, summary.labels, "insertion - deletion",
+    table, line = pairwise_section(summary.comparisons, summary.labels, "insertion - deletion",
                            "(Insertion - Deletion) of A minus that of B", 3)
     text = [f"# Deletion / insertion (Petsiuk et al. 2018) ({len(cells)} cells)", "", *_produced_by(run)]
     text += [
