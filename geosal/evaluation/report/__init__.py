@@ -18,7 +18,6 @@ from pathlib import Path
 
 from geosal.evaluation.report import plots, tables
 from geosal.evaluation.report.readme import readme_text
-from geosal.evaluation.report.weights import write_weights
 from geosal.evaluation.report.summary import (
     PROTOCOL_FOLDERS,
     load_cells,
@@ -29,6 +28,7 @@ from geosal.evaluation.report.summary import (
     summarise_road,
     timing_table,
 )
+from geosal.evaluation.report.weights import write_weights
 
 
 def write_all(results: Path, log: Callable[[str], None] = print) -> Path:
