@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from geosal.evaluation.catalog import layer_methods
+from geosal.evaluation.catalog import SCALES, layer_methods
 from geosal.evaluation.config import EvaluationConfig
 from geosal.evaluation.kar_roar import layer_cells, plan_cells
 from geosal.evaluation.methods import METHODS, Method, get_methods, time_methods
@@ -42,6 +42,7 @@ def estimate(config: EvaluationConfig, log: Callable[[str], None] = print, image
         ``{"measured": {...}, "projected_seconds": {protocol: seconds}}``.
     """
     run = Evaluation(config, log=log)
+    run.context.learned_weights = (1.0,) * SCALES  # any weights cost the same as the learned ones
     threads = torch.get_num_threads()
     log(f"measuring on {threads} torch threads ...")
     measured: dict = {"threads": threads}
@@ -51,7 +52,7 @@ def estimate(config: EvaluationConfig, log: Callable[[str], None] = print, image
     n_train, n_val, n_eval = len(run.train), len(run.val), len(eval_split)
 
     def saliency_times(methods: list[Method], size: int) -> dict[str, float]:
-        x = run.loaded.preprocess(run.images(run.val, size)[:images])
+        x = run.preprocess(run.images(run.val, size)[:images])
         ids = run.val.ids[:images].tolist()
         times = {}
         for method in methods:
@@ -67,32 +68,33 @@ def estimate(config: EvaluationConfig, log: Callable[[str], None] = print, image
         train_images = run.images(run.train, config.image_size)[pick]
         val_images = run.images(run.val, config.image_size)
         training = run.training_config()
-        network = build_network(run.spec.architecture, len(run.train.classes))
+        network = build_network(run.network, len(run.train.classes))
         history = train_classifier(network, train_images, run.train.labels[pick], val_images[pick_val], run.val.labels[pick_val],
-                                   tuple(run.spec.mean), tuple(run.spec.std), replace(training, epochs=2, warmup_epochs=1),
-                                   log=lambda line: None)
-        per_image = min(h["seconds"] for h in history) / len(pick)  # includes predicting 64 images
+                                   tuple(run.spec.mean), tuple(run.spec.std),
+                                   replace(training, epochs=3, warmup_epochs=1, validate_every=1), log=lambda line: None,
+                                   device=run.device)
+        per_image = min(h["seconds"] for h in history[1:]) / len(pick)  # after the first epoch's warm-up; includes predicting 64 images
         started = time.perf_counter()
         from geosal.models.training import predict
 
         predict(network, val_images, tuple(run.spec.mean), tuple(run.spec.std), bf16=training.bf16)
         predict_seconds = time.perf_counter() - started
-        epoch = per_image * n_train + predict_seconds
+        epoch = per_image * n_train + predict_seconds / config.validate_every
         measured["retraining_epoch_seconds"] = epoch
-        log(f"  retraining: {epoch:.1f} s per epoch at {config.image_size} px ({n_train} training images, "
-            f"{n_val} validation images predicted in {predict_seconds:.1f} s)")
+        log(f"  retraining {run.network} on {run.device}: {epoch:.1f} s per epoch at {config.image_size} px ({n_train} training "
+            f"images; {n_val} validation images predicted in {predict_seconds:.1f} s, every {config.validate_every} epochs)")
 
     if "kar-roar" in config.protocols:
         methods = get_methods(config.methods)
         times = saliency_times(methods, source)
-        cells = [c for c in plan_cells([m.name for m in methods], config.percentages, config.share_random, config.reference)
-                 if c.same_as is None]
+        cells = [c for c in plan_cells([m.name for m in methods], config.percentages, config.share_random, config.reference,
+                                       config.retrain_seeds) if c.same_as is None]
         saliency = _group_seconds(methods, times) * (n_train + n_val)
         projected["kar-roar"] = saliency + len(cells) * config.epochs * measured["retraining_epoch_seconds"]
         measured["kar-roar"] = {"saliency_seconds": saliency, "retrainings": len(cells), "saliency_ms_per_image": {
             k: round(1000 * v, 1) for k, v in times.items()}}
-        log(f"kar-roar: saliency {saliency / 60:.0f} min + {len(cells)} retrainings x {config.epochs} epochs "
-            f"= {projected['kar-roar'] / 3600:.2f} h")
+        log(f"kar-roar: saliency {saliency / 60:.0f} min + {len(cells)} retrainings ({len(config.retrain_seeds)} seeds) x "
+            f"{config.epochs} epochs = {projected['kar-roar'] / 3600:.2f} h")
     if "layers" in config.protocols:
         names = layer_methods(config.layer_statistics)
         methods = [METHODS[n] for n in names]
@@ -101,14 +103,14 @@ def estimate(config: EvaluationConfig, log: Callable[[str], None] = print, image
             groups.setdefault(m.group, m)
         times = saliency_times(list(groups.values()), source)
         saliency = sum(times.values()) * (n_train + n_val)
-        cells = layer_cells(names, config.layer_kar, config.layer_roar)
+        cells = layer_cells(names, config.layer_kar, config.layer_roar, config.layer_seeds)
         projected["layers"] = saliency + len(cells) * config.epochs * measured["retraining_epoch_seconds"]
         log(f"layers: saliency {saliency / 60:.0f} min + {len(cells)} retrainings = {projected['layers'] / 3600:.2f} h")
     if "road" in config.protocols or "deletion" in config.protocols:
         methods = get_methods(config.eval_methods)
         times = saliency_times(methods, eval_size)
         saliency = _group_seconds(methods, times) * n_eval
-        x = run.loaded.preprocess(run.images(eval_split, eval_size)[:images])
+        x = run.preprocess(run.images(eval_split, eval_size)[:images])
         ids = eval_split.ids[:images].tolist()
         run.classify_logits(x)
         started = time.perf_counter()
@@ -118,7 +120,8 @@ def estimate(config: EvaluationConfig, log: Callable[[str], None] = print, image
         log(f"  forward pass at {eval_size} px: {1000 * forward:.1f} ms/image")
         shared = False
         if "road" in config.protocols:
-            maps = METHODS["smoe_prior"](run.context, x, ids)
+            maps = METHODS["smoe_prior"](run.context, x, ids).cpu()
+            x = x.cpu()
             impute = []
             for p in config.percentages:
                 for order in ("morf", "lerf"):
@@ -138,6 +141,6 @@ def estimate(config: EvaluationConfig, log: Callable[[str], None] = print, image
             log(f"deletion: {len(methods)} methods x {per_method:.0f} s" + ("" if shared else f" + saliency {saliency / 60:.0f} min")
                 + f" = {projected['deletion'] / 3600:.2f} h")
     total = sum(projected.values())
-    log(f"projected total: {total / 3600:.2f} h on {threads} threads, for a full run from scratch "
-        "(a real run skips cached maps and finished cells)")
+    log(f"projected total: {total / 3600:.2f} h on {threads} threads ({run.device}), for a full run from scratch "
+        "(a real run skips cached maps and finished cells; an interrupted run resumes at the first unfinished cell)")
     return {"measured": measured, "projected_seconds": projected}
