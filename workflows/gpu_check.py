@@ -14,7 +14,12 @@ Steps, each recorded into ``--out``:
    ``nvidia-smi``);
 4. ``compare.txt``: the comparison of :mod:`workflows.bench_pipeline` on the GPU: plain tiled inference and a
    per-tile Grad-CAM loop against geosal, with the shipped model and with a tiny network;
-5. ``summary.md``: the figures above in one page.
+5. ``training.txt``: the retraining throughput of ``geosal evaluate`` (:mod:`workflows.bench_training`: batched
+   on-device augmentation against a per-image loop, ResNet-10 at 64 px and ResNet-18 at 128 px) and a tiny
+   ``geosal evaluate --device cuda`` run of every protocol (saliency, retraining, ROAD, deletion on the GPU);
+6. ``summary.md``: the figures above in one page.
+
+The full faithfulness protocol on the GPU is ``make evaluate-gpu`` (hours; see docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -118,6 +123,30 @@ def compare(device: str, dry_run: bool) -> str:
     return "\n".join(text)
 
 
+def training(device: str, dry_run: bool, out: Path) -> str:
+    """:mod:`workflows.bench_training` on ``device`` and a tiny ``geosal evaluate`` of every protocol there."""
+    settings = [["--network", "resnet10", "--size", "64"], ["--network", "resnet18", "--size", "128"]]
+    extra = ["--images", "128", "--repeats", "1"] if dry_run else ["--repeats", "3"]
+    text = []
+    for arm in settings[:1] if dry_run else settings:
+        command = [sys.executable, "-m", "workflows.bench_training", "--device", device, *arm, *extra]
+        done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
+        text.append(done.stdout + (f"\nfailed: {done.stderr.strip().splitlines()[-1]}" if done.returncode else ""))
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "workflows.evaluate", "--device", device, "--protocol", "all",
+                   "--results", str(Path(folder) / "results"), "--cache", str(Path(folder) / "cache"),
+                   "--methods", "random,smoe_prior,gradient_sg2", "--eval-methods", "random,smoe_prior,gradcampp",
+                   "--percentages", "50", "--retrain-seeds", "0,1", "--epochs", "2", "--train-per-class", "4",
+                   "--val-per-class", "2", "--eval-per-class", "1", "--image-size", "32", "--saliency-size", "64",
+                   "--eval-size", "64", "--deletion-steps", "4", "--timing-images", "2", "--nt-samples", "2"]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
+        (out / "evaluate_tiny.log").write_text(done.stdout + done.stderr)
+    status = "ok" if done.returncode == 0 else f"failed ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode})"
+    text.append(f"tiny geosal evaluate --device {device}, every protocol: {status} in {time.perf_counter() - started:.0f} s")
+    return "\n".join(text)
+
+
 def summary(found: dict) -> str:
     """The figures as Markdown."""
     env = found["environment"]
@@ -137,6 +166,7 @@ def summary(found: dict) -> str:
         lines.append(f"| {row['layout']}{status} | {row['seconds']:.1f} | {row['tiles_per_second']:.1f} | {utilisation} |")
     lines += ["", "## Against what a user would run (workflows.bench_pipeline compare)", "", "```", found["compare"].strip(),
               "```", ""]
+    lines += ["## Retraining for geosal evaluate (workflows.bench_training)", "", "```", found["training"].strip(), "```", ""]
     return "\n".join(lines)
 
 
@@ -165,6 +195,8 @@ def main(argv=None) -> int:
     (args.out / "layouts.json").write_text(json.dumps(found["layouts"], indent=2))
     found["compare"] = compare(device, args.dry_run)
     (args.out / "compare.txt").write_text(found["compare"])
+    found["training"] = training(device, args.dry_run, args.out)
+    (args.out / "training.txt").write_text(found["training"])
     (args.out / "summary.md").write_text(summary(found))
     print(summary(found))
     return 0

@@ -19,7 +19,8 @@ def test_gpu_check_dry_run_records_every_step(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workflows.gpu_check", "--dry-run", "--out", str(out)], cwd=PROJECT,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert {p.name for p in out.iterdir()} == {"environment.json", "precision.json", "layouts.json", "compare.txt", "summary.md"}
+    assert {p.name for p in out.iterdir()} == {"environment.json", "precision.json", "layouts.json", "compare.txt",
+                                               "training.txt", "evaluate_tiny.log", "summary.md"}
     precision = json.loads((out / "precision.json").read_text())["precisions"]
     assert set(precision) == {"none", "bf16"}
     assert min(precision["none"]["correlation_to_cpu_float32"]) > 0.9999 and precision["none"]["non_finite"] == 0
@@ -28,3 +29,5 @@ def test_gpu_check_dry_run_records_every_step(tmp_path):
     compare = (out / "compare.txt").read_text()
     assert compare.count("Grad-CAM loop / geosal in-process") == 2 and "failed" not in compare
     assert "dry run" in (out / "summary.md").read_text()
+    training = (out / "training.txt").read_text()
+    assert "batched / per-image epochs per minute" in training and "every protocol: ok" in training, training
