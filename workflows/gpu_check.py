@@ -142,7 +142,8 @@ def training(device: str, dry_run: bool, out: Path) -> str:
         started = time.perf_counter()
         done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
         (out / "evaluate_tiny.log").write_text(done.stdout + done.stderr)
-    status = "ok" if done.returncode == 0 else f"failed ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode})"
+    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
+    status = "ok" if done.returncode == 0 else f"failed ({last})"
     text.append(f"tiny geosal evaluate --device {device}, every protocol: {status} in {time.perf_counter() - started:.0f} s")
     return "\n".join(text)
 
