@@ -96,11 +96,13 @@ maps and the per-scale random maps, which only the ``layers`` protocol uses, and
 the learned weighting, which needs the ``layers`` protocol's results: name it to add it)."""
 
 KAR_ROAR_DEFAULT: tuple[str, ...] = (
-    "random", "smoe_equal", "smoe_prior", LEARNED, "gradient_sg2", "guided_backprop_sg2", "fastcam", "gradcampp",
+    "random", "smoe_equal", "guided_backprop_sg2", "smoe_prior", "gradient_sg2", "fastcam", "gradcampp", LEARNED,
 )
 """The default method set of the retraining protocol: the methods that decide
 whether SMOE Scale is as faithful as the gradient methods, plus SMOE Scale with
-learned layer weights. Integrated Gradients with SmoothGrad-squared is left out
+learned layer weights. Cells run in this order within each seed, so a run cut
+short has the central comparison (SMOE Scale against the strongest gradient
+method) first. Integrated Gradients with SmoothGrad-squared is left out
 because its maps alone cost about 3 hours on a 2-core CPU (15 x 20 passes per
 image); ``--methods`` adds it."""
 
