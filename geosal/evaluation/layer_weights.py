@@ -88,5 +88,7 @@ def learned_weights(rows: list[dict], statistic: str = "smoe") -> tuple[tuple[fl
     if not rows:
         raise EvaluationError("the layers protocol has no finished cells: run 'geosal evaluate --protocol layers' first")
     images = derivation_images(rows[0]["val_ids"])
+    if not images.any():
+        raise EvaluationError("no derivation (even id) validation image to learn the layer weights from")
     scores = layer_scores(rows, statistic, images)
     return weights_from_scores(scores), scores

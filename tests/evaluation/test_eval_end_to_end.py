@@ -13,7 +13,8 @@ from geosal.cli import main as geosal_main
 from geosal.cli.evaluate import command_line, config_from_args
 from geosal.evaluation.cells import CellStore, SettingsMismatch
 from geosal.evaluation.config import EvaluationConfig
-from geosal.evaluation.runner import run_evaluation
+from geosal.evaluation.layer_weights import learned_weights
+from geosal.evaluation.runner import Evaluation, run_evaluation
 from tests.paths import UCMERCED
 
 TINY = [
@@ -100,6 +101,32 @@ def test_layers_protocol_scores_per_layer(tmp_path, tiny_checkpoint):
     assert (results / "layers.png").stat().st_size > 0
 
 
+def test_learned_weights_flow_from_the_layers_cells_into_the_retraining(tmp_path, tiny_checkpoint):
+    """smoe_learned takes its weights from the layers protocol's cells (here written by hand) and is retrained."""
+    args = build_parser().parse_args(tiny_args(tmp_path, tiny_checkpoint, "--protocol", "kar-roar", "--methods",
+                                               "random,smoe_learned", "--retrain-seeds", "0", "--no-reference",
+                                               "--val-per-class", "2"))  # even and odd ids: derivation and held-apart images
+    config = config_from_args(args)
+    evaluation = Evaluation(config, log=lambda line: None)
+    layers = CellStore(config.results / "layers", evaluation.retraining_settings("layers"))
+    ids = [int(i) for i in evaluation.val.ids]
+    # Per layer k: the SMOE map keeps 2k of the 42 images right in KAR against 0 for random; ROAR equal: D_k grows with k.
+    for k in range(1, 6):
+        for method, right in ((f"smoe_L{k}", k), (f"random_L{k}", 0)):
+            for mode, fraction in (("kar", config.layer_kar), ("roar", config.layer_roar)):
+                correct = [1 if i < 2 * right and mode == "kar" else 0 for i in range(len(ids))]
+                layers.put({"protocol": "layers", "method": method, "label": method, "mode": mode, "fraction": fraction,
+                            "seed": 0, "accuracy": sum(correct) / len(ids), "correct": correct, "val_ids": ids},
+                           method, mode, fraction, "s0")
+    assert evaluation.learned_weights() == learned_weights(list(layers.rows()))[0]
+    lines: list[str] = []
+    results = run_evaluation(config, log=lines.append)
+    run = json.loads((results / "kar_roar" / "run.json").read_text())
+    assert run["learned_weights"] == list(evaluation.learned_weights()) and run["learned_weights"][-1] == 1.0
+    assert (results / "kar_roar" / "cells" / "smoe_learned__kar__0.5__s0.json").exists()
+    assert "Learned layer weights" in (results / "README.md").read_text() and (results / "weights.md").exists()
+
+
 def test_command_line_round_trip(tmp_path, tiny_checkpoint):
     parser = build_parser()
     config = config_from_args(parser.parse_args(tiny_args(tmp_path, tiny_checkpoint, "--protocol", "road", "--no-bf16")))
@@ -112,7 +139,8 @@ def test_command_line_round_trip(tmp_path, tiny_checkpoint):
 def test_defaults_are_the_reduced_protocol():
     parser = build_parser()
     config = config_from_args(parser.parse_args(["evaluate"]))
-    assert config.protocols == ("kar-roar",)  # ROAD and deletion: --protocol road deletion
+    assert config.protocols == ("layers", "kar-roar")  # ROAD and deletion: --protocol road deletion
+    assert config.retrain_seeds == (0, 1, 2) and config.layer_seeds == (0,) and config.network == "resnet10"
     assert config.percentages == (0.1, 0.3, 0.5, 0.7, 0.9)
     assert command_line(config) == "geosal evaluate"
     assert isinstance(EvaluationConfig(data=Path(".")).to_dict()["results"], str)

@@ -64,5 +64,7 @@ def test_layers_no_better_than_random_get_no_weight_and_all_bad_is_an_error():
         weights_from_scores([-0.1, 0.0, -0.3])
     with pytest.raises(EvaluationError, match="--protocol layers"):
         learned_weights([])
+    with pytest.raises(EvaluationError, match="no derivation"):
+        learned_weights([{**row, "val_ids": [1] * len(row["val_ids"])} for row in PAPER_ROWS])
     with pytest.raises(EvaluationError, match="no finished kar cell of smoe_L1"):
         layer_scores([r for r in PAPER_ROWS if not (r["method"] == "smoe_L1" and r["mode"] == "kar")])

@@ -48,6 +48,8 @@ def write_weights(results: Path, kar_roar_cells: list[dict], layer_cells: list[d
     except EvaluationError as error:
         return f"No learned weights: {error}."
     cells = held_apart([r for r in kar_roar_cells if r["method"] in WEIGHTINGS or r["mode"] == "none"])
+    if not cells or not cells[0]["val_ids"]:
+        return "No held-apart (odd id) validation image to score the learned weights on."
     summary = summarise_kar_roar(cells)
     labels = summary.labels
     rows = [[labels[m], seeds_text(len(summary.seeds.get(m, ())), summary.has_intervals(m)),
