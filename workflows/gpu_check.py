@@ -131,7 +131,8 @@ def training(device: str, dry_run: bool, out: Path) -> str:
     for arm in settings[:1] if dry_run else settings:
         command = [sys.executable, "-m", "workflows.bench_training", "--device", device, *arm, *extra]
         done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
-        text.append(done.stdout + (f"\nfailed: {done.stderr.strip().splitlines()[-1]}" if done.returncode else ""))
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        text.append(done.stdout + (f"\nfailed: {reason}" if done.returncode else ""))
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "workflows.evaluate", "--device", device, "--protocol", "all",
                    "--results", str(Path(folder) / "results"), "--cache", str(Path(folder) / "cache"),

@@ -126,6 +126,7 @@ def main(argv=None) -> None:
 
     config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
                             bf16=not args.no_bf16)
+    torch.manual_seed(args.seed)  # the initial weights follow --seed
     network = build_network(args.architecture, num_classes=len(data.classes))
     monitor = SaliencyMonitor(val.images[SALIENCY_BATCH], mean, std, args.out / "saliency")
     log_file = (args.out / "train.log").open("w")

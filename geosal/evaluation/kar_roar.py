@@ -62,7 +62,7 @@ class Cell:
     mode: str
     fraction: float
     seed: int = 0
-    same_as: tuple[str, str, float, int] | None = None
+    same_as: tuple[str, str, float, str] | None = None
 
     @property
     def key(self) -> tuple[str, str, float, str]:
@@ -168,6 +168,7 @@ def run_cells(
     cells: Sequence[Cell], store: CellStore, data: RetrainData, maps: Callable[[str], tuple[np.ndarray, np.ndarray]],
     architecture: str, training: TrainingConfig, labels: dict[str, str], seed: int = 0,
     log: Callable[[str], None] = print, protocol: str = "kar-roar", device: str = "cpu",
+    extra: dict[str, dict] | None = None,
 ) -> int:
     """Run every cell not yet in ``store``.
 
@@ -177,6 +178,7 @@ def run_cells(
         labels: table label of each method.
         seed: the maps' seed (the tie-breaking of the masks), not the retraining's.
         device: where the networks are trained.
+        extra: method -> fields added to each of its rows (``smoe_learned``: the weights its maps used).
 
     Returns:
         The number of cells computed (not skipped) in this call.
@@ -190,7 +192,7 @@ def run_cells(
         row = {"protocol": protocol, "method": cell.method, "label": label, "mode": cell.mode,
                "fraction": cell.fraction, "seed": cell.seed, "train_images": int(len(data.train_labels)),
                "val_images": int(len(data.val_labels)), "image_size": int(data.train_images.shape[1]),
-               "val_ids": [int(i) for i in data.val_ids]}
+               "val_ids": [int(i) for i in data.val_ids], **(extra or {}).get(cell.method, {})}
         name = f"[{number}/{total}] {cell.method} {cell.mode} {100 * cell.fraction:g}% seed {cell.seed}"
         if cell.same_as is not None and store.has(*cell.same_as):
             source = store.get(*cell.same_as)

@@ -35,14 +35,15 @@ def derivation_images(ids: Iterable[int]) -> np.ndarray:
     return np.asarray(list(ids), dtype=np.int64) % 2 == 0
 
 
-def cell_accuracy(rows: list[dict], method: str, mode: str, images: np.ndarray | None = None) -> float:
-    """Accuracy (fraction in [0, 1]) of ``method`` in ``mode`` averaged over its seeds,
-    over the validation images selected by the boolean mask ``images`` (all when None).
+def cell_accuracy(rows: list[dict], method: str, mode: str, images: np.ndarray | None = None,
+                  seeds: set[int] | None = None) -> float:
+    """Accuracy (fraction in [0, 1]) of ``method`` in ``mode`` averaged over its seeds (only ``seeds`` when
+    given), over the validation images selected by the boolean mask ``images`` (all when None).
 
     Raises:
         EvaluationError: no finished cell of ``method`` / ``mode`` (or one without per-image outcomes).
     """
-    found = [r for r in rows if r["method"] == method and r["mode"] == mode]
+    found = [r for r in rows if r["method"] == method and r["mode"] == mode and (seeds is None or r.get("seed", 0) in seeds)]
     if not found:
         raise EvaluationError(f"the layers protocol has no finished {mode} cell of {method}: run "
                               f"'geosal evaluate --protocol layers' first")
@@ -57,12 +58,17 @@ def cell_accuracy(rows: list[dict], method: str, mode: str, images: np.ndarray |
 
 
 def layer_scores(rows: list[dict], statistic: str = "smoe", images: np.ndarray | None = None) -> list[float]:
-    """Eq. 8 per layer: ``D_k`` of ``<statistic>_L<k>`` against ``random_L<k>``, k = 1..5 (accuracy units, fractions)."""
+    """Eq. 8 per layer: ``D_k`` of ``<statistic>_L<k>`` against ``random_L<k>``, k = 1..5 (accuracy units,
+    fractions), over the retraining seeds every one of these cells has (an unfinished seed is left out)."""
+    methods = [f"{prefix}_L{layer}" for prefix in (statistic, "random") for layer in range(1, SCALES + 1)]
+    seed_sets = [{r.get("seed", 0) for r in rows if r["method"] == m and r["mode"] == mode} for m in methods
+                 for mode in ("kar", "roar")]
+    seeds = set.intersection(*seed_sets) if all(seed_sets) else None  # None: a cell is missing, reported below
     scores = []
     for layer in range(1, SCALES + 1):
         method, random = f"{statistic}_L{layer}", f"random_L{layer}"
-        scores.append((cell_accuracy(rows, random, "roar", images) - cell_accuracy(rows, method, "roar", images))
-                      + (cell_accuracy(rows, method, "kar", images) - cell_accuracy(rows, random, "kar", images)))
+        scores.append((cell_accuracy(rows, random, "roar", images, seeds) - cell_accuracy(rows, method, "roar", images, seeds))
+                      + (cell_accuracy(rows, method, "kar", images, seeds) - cell_accuracy(rows, random, "kar", images, seeds)))
     return scores
 
 

@@ -325,14 +325,21 @@ def time_methods(
     """
     ids = list(range(len(images))) if image_ids is None else list(image_ids)
     seconds: dict[str, float] = {}
+
+    def synchronise() -> None:  # CUDA runs asynchronously: time the work, not its launch
+        if images.device.type == "cuda":
+            torch.cuda.synchronize(images.device)
+
     for method in methods:
         if warmup:
             context.new_batch()
             method(context, images[: min(2, len(images))], ids[: min(2, len(images))])
+        synchronise()
         started = time.perf_counter()
         for first in range(0, len(images), batch_size):
             context.new_batch()
             method(context, images[first : first + batch_size], ids[first : first + batch_size])
+        synchronise()
         seconds[method.name] = (time.perf_counter() - started) / len(images)
     context.new_batch()
     return seconds

@@ -29,6 +29,7 @@ from geosal.evaluation.kar_roar import RetrainData, layer_cells, plan_cells, run
 from geosal.evaluation.layer_weights import learned_weights
 from geosal.evaluation.masking import mean_colour_uint8
 from geosal.evaluation.methods import METHODS, Method, MethodContext, MethodOptions, get_methods, time_methods
+from geosal.evaluation.report.summary import load_cells
 from geosal.evaluation.road import ORDERS, road_correct
 from geosal.evaluation.saliency_store import SaliencyStore, model_fingerprint
 from geosal.evaluation.scores import auc
@@ -69,6 +70,7 @@ class Evaluation:
         self.store = SaliencyStore(config.cache, self.context, self.preprocess, self.fingerprint, config.saliency_batch, log)
         self.results = Path(config.results)
         self._decoded: dict[tuple[str, int, int], np.ndarray] = {}
+        self._learned: tuple[float, ...] | None = None
         self._accuracy: dict[tuple[str, int, int], float] = {}
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -94,7 +96,8 @@ class Evaluation:
         path = self.results / "timing.json"
         timing = json.loads(path.read_text()) if path.exists() else {}
         missing = [m for m in methods if timing.get(f"{m.name}@{size}", {}).get("model_sha1") != self.fingerprint
-                   or timing.get(f"{m.name}@{size}", {}).get("method_options") != asdict(self.options)]
+                   or timing.get(f"{m.name}@{size}", {}).get("method_options") != asdict(self.options)
+                   or timing.get(f"{m.name}@{size}", {}).get("device", "cpu") != self.device]
         if not missing:
             return
         count = min(self.config.timing_images, len(self.val))
@@ -107,6 +110,7 @@ class Evaluation:
             seconds = time_methods(self.context, [method], x, ids, batch_size=self.config.saliency_batch)[method.name]
             timing[f"{method.name}@{size}"] = {"method": method.name, "label": method.label, "size": size,
                                                "seconds_per_image": seconds, "threads": torch.get_num_threads(),
+                                               "device": self.device,
                                                "images": count, "model_sha1": self.fingerprint,
                                                "method_options": asdict(self.options)}
             write_json_atomic(path, timing)
@@ -136,11 +140,25 @@ class Evaluation:
 
     def learned_weights(self) -> tuple[float, ...]:
         """The SMOE layer weights learned from the ``layers`` protocol's finished cells (see
-        :mod:`geosal.evaluation.layer_weights`)."""
-        rows = list(CellStore(self.results / "layers", self.retraining_settings("layers")).rows())
-        weights, scores = learned_weights(rows)
-        self.log(f"learned layer weights {list(weights)} from per-layer scores {[round(d, 3) for d in scores]}")
-        return weights
+        :mod:`geosal.evaluation.layer_weights`), read once per run."""
+        if self._learned is None:
+            weights, scores = learned_weights(load_cells(self.results / "layers"))
+            self.log(f"learned layer weights {list(weights)} from per-layer scores {[round(d, 3) for d in scores]}")
+            self._learned = weights
+        return self._learned
+
+    def check_learned_cells(self, store: CellStore) -> None:
+        """Refuse to mix ``smoe_learned`` cells of two sets of weights (the layers cells changed since).
+
+        Raises:
+            EvaluationError: a finished ``smoe_learned`` cell was made with other weights.
+        """
+        weights = list(self.learned_weights())
+        stale = [row for row in store.rows() if row.get("method") == LEARNED and row.get("learned_weights") != weights]
+        if stale:
+            raise EvaluationError(f"{len(stale)} finished smoe_learned cells in {store.cells} were made with layer weights "
+                                  f"{stale[0].get('learned_weights')}, the layers cells now give {weights}: delete "
+                                  f"{store.cells}/{LEARNED}__*.json to retrain them")
 
     def load_maps(self, name: str, split: Split, source: int, size: int) -> np.ndarray:
         """``[N, size, size]`` float32 maps of ``name``; ``smoe_learned`` is the learned-weight mean of the
@@ -201,11 +219,14 @@ class Evaluation:
             return self.load_maps(name, self.train, source, c.image_size), self.load_maps(name, self.val, source, c.image_size)
 
         labels = {m.name: m.label for m in methods}
-        computed = run_cells(cells, store, data, maps, self.network, self.training_config(), labels,
-                             seed=c.seed, log=self.log, protocol=protocol, device=self.device)
-        timing = {split.name: self.store.timings(split, source) for split in (self.train, self.val)}
+        extra = {}
         if any(m.name == LEARNED for m in methods):
+            self.check_learned_cells(store)
+            extra[LEARNED] = {"learned_weights": list(self.learned_weights())}
             settings = {**settings, "learned_weights": list(self.learned_weights())}
+        computed = run_cells(cells, store, data, maps, self.network, self.training_config(), labels,
+                             seed=c.seed, log=self.log, protocol=protocol, device=self.device, extra=extra)
+        timing = {split.name: self.store.timings(split, source) for split in (self.train, self.val)}
         accuracy = {str(size): self.model_accuracy(self.val, size) for size in sorted({source, self.model_size})}
         self.record_run(protocol, started, {"cells_computed_this_call": computed, "cells": len(cells),
                                             "saliency_bulk_timing": timing, "saliency_size": source,
@@ -214,9 +235,12 @@ class Evaluation:
                                             "learned_weights": settings.get("learned_weights")})
 
     def retraining_settings(self, protocol: str) -> dict:
+        """What the retraining cells depend on; not the retraining seed, which is part of every cell's key
+        (so more seeds can be added to a results folder)."""
         c = self.config
+        training = {k: v for k, v in asdict(self.training_config()).items() if k != "seed"}
         return {**self.base_settings(), "protocol": protocol, "image_size": c.image_size,
-                "saliency_size": c.saliency_size or self.model_size, "training": asdict(self.training_config()),
+                "saliency_size": c.saliency_size or self.model_size, "training": training,
                 "train_ids": len(self.train), "val_ids": len(self.val), "share_random": c.share_random,
                 "architecture": self.network}
 

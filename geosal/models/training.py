@@ -39,7 +39,8 @@ class TrainingConfig:
         mix_probability: chance per batch of applying MixUp or CutMix (half each).
         colour_jitter: strength of brightness, contrast and saturation jitter (0 = off).
         bf16: train under bfloat16 autocast (statistics and loss stay float32).
-        seed: seeds the augmentation, the batch order and the initial weights.
+        seed: seeds the augmentation, the batch order, MixUp / CutMix and torch's global generator (so the
+            initial weights follow it when the network is built after seeding, as the retraining protocol does).
         validate_every: validate after every ``validate_every`` epochs (and always after the last).
     """
 
@@ -66,9 +67,10 @@ def augment(images: torch.Tensor, config: TrainingConfig, generator: torch.Gener
     """Random resized crop, flips, 90-degree rotations and colour jitter, batched on ``images.device``.
 
     The crop, flip and rotation of every image are one affine sampling grid
-    (``grid_sample``, bilinear), drawn at up to 3x the output resolution and
-    area-averaged back when the crop is shrunk, so down-scaling is
-    anti-aliased. Colour jitter follows torchvision's order and formulas
+    (``grid_sample``, bilinear). When the batch's largest crop is shrunk, the
+    whole batch is sampled at up to 3x the output resolution and area-averaged
+    back, so down-scaling is anti-aliased (the other images of that batch get
+    the same mild box filter). Colour jitter follows torchvision's order and formulas
     (brightness, contrast about the mean grey, saturation about the grey
     image, clamped to [0, 1] after each). Random numbers come from
     ``generator`` (CPU), so a seed gives the same augmentation on every device.
@@ -83,6 +85,7 @@ def augment(images: torch.Tensor, config: TrainingConfig, generator: torch.Gener
     """
     batch, height, width, _ = images.shape
     device = images.device
+    # 8 draws per image, 6 used: the count is kept so that a seed gives the augmentations it always gave.
     rand = torch.rand(batch, 8, generator=generator, dtype=torch.float64)
     area = config.min_crop_area + (1 - config.min_crop_area) * rand[:, 0]
     aspect = torch.exp((rand[:, 1] - 0.5) * 2 * math.log(config.max_aspect_ratio))

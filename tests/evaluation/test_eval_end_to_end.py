@@ -13,6 +13,7 @@ from geosal.cli import main as geosal_main
 from geosal.cli.evaluate import command_line, config_from_args
 from geosal.evaluation.cells import CellStore, SettingsMismatch
 from geosal.evaluation.config import EvaluationConfig
+from geosal.evaluation.errors import EvaluationError
 from geosal.evaluation.layer_weights import learned_weights
 from geosal.evaluation.runner import Evaluation, run_evaluation
 from tests.paths import UCMERCED
@@ -125,6 +126,16 @@ def test_learned_weights_flow_from_the_layers_cells_into_the_retraining(tmp_path
     assert run["learned_weights"] == list(evaluation.learned_weights()) and run["learned_weights"][-1] == 1.0
     assert (results / "kar_roar" / "cells" / "smoe_learned__kar__0.5__s0.json").exists()
     assert "Learned layer weights" in (results / "README.md").read_text() and (results / "weights.md").exists()
+    row = json.loads((results / "kar_roar" / "cells" / "smoe_learned__kar__0.5__s0.json").read_text())
+    assert row["learned_weights"] == run["learned_weights"]  # every cell says which weights made its maps
+
+    # The layers cells change (a second seed finished, smoe_L1 worse): old smoe_learned cells are not mixed with new ones.
+    for cell in list(layers.rows()):
+        worse = cell["method"] == "smoe_L1" and cell["mode"] == "kar"
+        layers.put({**cell, "seed": 1, **({"correct": [0] * len(ids), "accuracy": 0.0} if worse else {})},
+                   cell["method"], cell["mode"], cell["fraction"], "s1")
+    with pytest.raises(EvaluationError, match="made with layer weights"):
+        run_evaluation(config, log=lambda line: None)
 
 
 def test_command_line_round_trip(tmp_path, tiny_checkpoint):

@@ -58,6 +58,11 @@ def test_weights_come_from_the_derivation_half_only():
     assert derivation_images([4, 7, 10]).tolist() == [True, False, True]
 
 
+def test_scores_use_only_the_seeds_every_cell_has():
+    unfinished = [{**row, "seed": 1, "correct": [0] * len(row["correct"])} for row in PAPER_ROWS if row["method"] != "smoe_L3"]
+    assert layer_scores(PAPER_ROWS + unfinished) == layer_scores(PAPER_ROWS)  # seed 1 lacks smoe_L3: left out
+
+
 def test_layers_no_better_than_random_get_no_weight_and_all_bad_is_an_error():
     assert weights_from_scores([-0.1, 0.2, 0.4]) == (0.0, 0.5, 1.0)
     with pytest.raises(EvaluationError, match="no layer"):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geosal.evaluation.catalog import LEARNED
 from geosal.evaluation.report.summary import LAYERS, DeletionSummary, KarRoarSummary, LayerSummary, RoadSummary
 from geosal.evaluation.uncertainty import ALPHA, LEVEL, Comparison, Estimate
 
@@ -268,6 +269,10 @@ def write_kar_roar(results: Path, cells: list[dict], run: dict, summary: KarRoar
                  f"{run.get('model_size')} px; its validation accuracy on the images it computed the maps on: "
                  + _model_accuracy(seen) + ".", ""]
     text += [markdown_table(head, wide), ""]
+    if LEARNED in methods:
+        text += [f"{labels[LEARNED]}: its layer weights were fitted on the even-id half of these validation images (the "
+                 "layers protocol), so here it is partly scored on the images it was fitted to; weights.md compares it "
+                 "with the other weightings on the held-apart half only.", ""]
     text += [
         "## Scores (like the paper's Table 2)",
         "",
