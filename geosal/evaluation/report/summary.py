@@ -67,6 +67,12 @@ def load_cells(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(cells.glob("*.json"))] if cells.is_dir() else []
 
 
+def load_run_settings(folder: Path) -> dict:
+    """The protocol folder's ``settings.json`` (what its cells depend on), ``{}`` if absent."""
+    path = Path(folder) / "settings.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def load_run(folder: Path) -> dict:
     """``run.json`` of a protocol folder, or ``{}``."""
     path = folder / "run.json"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from geosal.evaluation.catalog import LEARNED
-from geosal.evaluation.report.summary import LAYERS, DeletionSummary, KarRoarSummary, LayerSummary, RoadSummary
+from geosal.evaluation.report.summary import LAYERS, DeletionSummary, KarRoarSummary, LayerSummary, RoadSummary, load_run_settings
 from geosal.evaluation.uncertainty import ALPHA, LEVEL, Comparison, Estimate
 
 SCORE_HEAD = ["Method", "Seeds", "KAR", "ROAR", "SUM", "I vs random", "ms / image", "time x SMOE"]
@@ -235,7 +235,10 @@ def write_kar_roar(results: Path, cells: list[dict], run: dict, summary: KarRoar
               ["method", "label", "mode", "fraction", "seed", "accuracy", "accuracy_low", "accuracy_high", "best_accuracy",
                "seconds", "seconds_per_epoch", "shared_with", "train_images", "val_images", "image_size"])
     _pairs_csv(results / "kar_roar_pairs.csv", [summary.comparisons.get(s, []) for s in ("sum", "kar", "roar")])
-    size = run.get("saliency_size")
+    # A run still in progress has no run.json yet: its settings.json says the same.
+    settings = load_run_settings(results / "kar_roar")
+    size = run.get("saliency_size", settings.get("saliency_size"))
+    network = run.get("network", settings.get("architecture", "network"))
     smoe_time = timing.get(("smoe_prior", size), {}).get("seconds_per_image")
 
     def seeds(method: str) -> str:
@@ -255,7 +258,7 @@ def write_kar_roar(results: Path, cells: list[dict], run: dict, summary: KarRoar
     images = f"{summary.images} " if summary.images else ""
     text = [f"# KAR / ROAR with retraining ({len(cells)} cells)", "", *_produced_by(run)]
     text += [
-        f"Accuracy (%) on the {images}masked validation images of a {run.get('network', 'resnet18')} retrained from scratch on "
+        f"Accuracy (%) on the {images}masked validation images of a {network} retrained from scratch on "
         "the masked training "
         "images, after the last epoch (like the paper's Table 5), the mean over the retraining seeds of each cell with its "
         f"{100 * LEVEL:g} % interval. KAR keeps the p% most salient pixels (higher is better); ROAR removes them (lower is "
