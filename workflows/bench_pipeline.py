@@ -141,7 +141,7 @@ def bare_forward_seconds(prepared, tiles) -> float:
     import torch
 
     from geosal.models import load_from_spec
-    from geosal.pipeline.runner import resolve_device
+    from geosal.models.device import resolve_device
 
     job = prepared.job
     device = resolve_device(job.settings.device)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from geosal.config import ComputeConfig
 from geosal.pipeline.executor import Executor, InProcessExecutor
-from geosal.pipeline.runner import resolve_device
+from geosal.models.device import resolve_device
 
 
 def check_device(compute: ComputeConfig) -> None:

@@ -34,8 +34,8 @@ from geosal.evaluation.road import ORDERS, road_correct
 from geosal.evaluation.saliency_store import SaliencyStore, model_fingerprint
 from geosal.evaluation.scores import auc
 from geosal.models import LoadedModel, load_model
+from geosal.models.device import resolve_device
 from geosal.models.training import TrainingConfig
-from geosal.pipeline.runner import resolve_device
 
 ORIGINAL = "original"
 """Method name of the unmodified-image reference rows of ROAD and deletion."""

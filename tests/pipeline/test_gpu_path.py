@@ -16,7 +16,8 @@ from geosal.config import ConfigError, load_config
 from geosal.models import load_model
 from geosal.pipeline.pass1 import pad_batch
 from geosal.pipeline.plan import block_tiles_for
-from geosal.pipeline.runner import DeviceError, RunnerKey, TileRunner, _to_numpy, configure_backends, resolve_device
+from geosal.models.device import DeviceError, resolve_device
+from geosal.pipeline.runner import RunnerKey, TileRunner, _to_numpy, configure_backends
 from geosal.saliency import statistics
 from geosal.saliency.statistics import smoe_dispatch, smoe_scale_eager, smoe_scale_fused
 from tests.paths import SCENES
