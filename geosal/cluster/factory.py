@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 
 from geosal.config import ComputeConfig
-from geosal.pipeline.executor import Executor, InProcessExecutor
 from geosal.models.device import resolve_device
+from geosal.pipeline.executor import Executor, InProcessExecutor
 
 
 def check_device(compute: ComputeConfig) -> None:

@@ -14,9 +14,9 @@ from geosal.cluster.executor import task_resources
 from geosal.cluster.plugin import ModelPlugin
 from geosal.config import ConfigError, load_config
 from geosal.models import load_model
+from geosal.models.device import DeviceError, resolve_device
 from geosal.pipeline.pass1 import pad_batch
 from geosal.pipeline.plan import block_tiles_for
-from geosal.models.device import DeviceError, resolve_device
 from geosal.pipeline.runner import RunnerKey, TileRunner, _to_numpy, configure_backends
 from geosal.saliency import statistics
 from geosal.saliency.statistics import smoe_dispatch, smoe_scale_eager, smoe_scale_fused
