@@ -40,7 +40,7 @@ bench-dask: $(STAMP)
 train: $(STAMP)  ## retrain the shipped UC Merced model (about 90 minutes on 2 cores)
 	$(BIN)/python -m workflows.train_ucmerced --export
 
-evaluate: $(STAMP)  ## layers + KAR/ROAR, 3 retraining seeds (about 3.3 hours on 2 cores; resumable)
+evaluate: $(STAMP)  ## layers + KAR/ROAR, 3 retraining seeds (about 3.1 hours on 2 cores; resumable)
 	$(BIN)/python -m workflows.evaluate
 
 evaluate-gpu: $(STAMP)  ## the larger protocol on a CUDA GPU: ResNet-18 at 128 px, 5 seeds, every protocol
