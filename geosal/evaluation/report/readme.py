@@ -71,7 +71,8 @@ def readme_text(sections: dict[str, str | None], runs: dict[str, dict], images: 
     by_command: dict[str, list[str]] = defaultdict(list)
     for name, run in runs.items():
         if run.get("command"):
-            by_command[run["command"]].append(f"{name} (finished {run.get('finished_utc', '?')} UTC, {run.get('threads', '?')} threads)")
+            state = run["interrupted"] if run.get("interrupted") else f"finished {run.get('finished_utc', '?')} UTC"
+            by_command[run["command"]].append(f"{name} ({state}, {run.get('threads', '?')} threads)")
     for command, protocols in by_command.items():
         text += [f"- `{command}`: " + "; ".join(protocols)]
     text += [""]
