@@ -86,6 +86,12 @@ def environment(dry_run: bool) -> dict:
     return found
 
 
+def failure(done: subprocess.CompletedProcess) -> str:
+    """Why a step's command failed: the last line it wrote to stderr, else its exit status."""
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
 def layouts(size: int, tile: int, halo: int, device: str, dry_run: bool) -> list[dict]:
     """``geosal run`` end to end, in-process and on local clusters with several GPU slots."""
     from workflows.mosaic import mosaic
@@ -107,7 +113,7 @@ def layouts(size: int, tile: int, halo: int, device: str, dry_run: bool) -> list
             tiles = (size // tile) ** 2
             found.append({"layout": name, "returncode": done.returncode, "seconds": seconds, "tiles": tiles,
                           "tiles_per_second": tiles / seconds, "gpu_utilisation_percent": sampler.mean,
-                          "error": done.stderr.strip().splitlines()[-1] if done.returncode else None})
+                          "error": failure(done) if done.returncode else None})
     return found
 
 
@@ -119,7 +125,7 @@ def compare(device: str, dry_run: bool) -> str:
     for extra in ([], ["--tiny"]):
         command = [sys.executable, "-m", "workflows.bench_pipeline", "compare", "--device", device, *sizes, *extra]
         done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
-        text.append(done.stdout + (f"\nfailed: {done.stderr.strip().splitlines()[-1]}" if done.returncode else ""))
+        text.append(done.stdout + (f"\nfailed: {failure(done)}" if done.returncode else ""))
     return "\n".join(text)
 
 
@@ -131,8 +137,7 @@ def training(device: str, dry_run: bool, out: Path) -> str:
     for arm in settings[:1] if dry_run else settings:
         command = [sys.executable, "-m", "workflows.bench_training", "--device", device, *arm, *extra]
         done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
-        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
-        text.append(done.stdout + (f"\nfailed: {reason}" if done.returncode else ""))
+        text.append(done.stdout + (f"\nfailed: {failure(done)}" if done.returncode else ""))
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "workflows.evaluate", "--device", device, "--protocol", "all",
                    "--results", str(Path(folder) / "results"), "--cache", str(Path(folder) / "cache"),
@@ -143,8 +148,7 @@ def training(device: str, dry_run: bool, out: Path) -> str:
         started = time.perf_counter()
         done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
         (out / "evaluate_tiny.log").write_text(done.stdout + done.stderr)
-    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
-    status = "ok" if done.returncode == 0 else f"failed ({last})"
+    status = "ok" if done.returncode == 0 else f"failed ({failure(done)})"
     text.append(f"tiny geosal evaluate --device {device}, every protocol: {status} in {time.perf_counter() - started:.0f} s")
     return "\n".join(text)
 

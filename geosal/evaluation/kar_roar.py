@@ -192,7 +192,7 @@ def run_cells(
         row = {"protocol": protocol, "method": cell.method, "label": label, "mode": cell.mode,
                "fraction": cell.fraction, "seed": cell.seed, "train_images": int(len(data.train_labels)),
                "val_images": int(len(data.val_labels)), "image_size": int(data.train_images.shape[1]),
-               "val_ids": [int(i) for i in data.val_ids], **(extra or {}).get(cell.method, {})}
+               "val_ids": np.asarray(data.val_ids).tolist(), **(extra or {}).get(cell.method, {})}
         name = f"[{number}/{total}] {cell.method} {cell.mode} {100 * cell.fraction:g}% seed {cell.seed}"
         if cell.same_as is not None and store.has(*cell.same_as):
             source = store.get(*cell.same_as)

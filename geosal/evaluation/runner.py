@@ -95,9 +95,13 @@ class Evaluation:
         """Time each method alone on the first validation images at ``size`` px (once per settings)."""
         path = self.results / "timing.json"
         timing = json.loads(path.read_text()) if path.exists() else {}
-        missing = [m for m in methods if timing.get(f"{m.name}@{size}", {}).get("model_sha1") != self.fingerprint
-                   or timing.get(f"{m.name}@{size}", {}).get("method_options") != asdict(self.options)
-                   or timing.get(f"{m.name}@{size}", {}).get("device", "cpu") != self.device]
+        wanted = {"model_sha1": self.fingerprint, "method_options": asdict(self.options), "device": self.device}
+
+        def measured(method: Method) -> bool:
+            entry = {"device": "cpu", **timing.get(f"{method.name}@{size}", {})}
+            return all(entry.get(k) == v for k, v in wanted.items())
+
+        missing = [m for m in methods if not measured(m)]
         if not missing:
             return
         count = min(self.config.timing_images, len(self.val))
@@ -219,11 +223,10 @@ class Evaluation:
             return self.load_maps(name, self.train, source, c.image_size), self.load_maps(name, self.val, source, c.image_size)
 
         labels = {m.name: m.label for m in methods}
-        extra = {}
-        if any(m.name == LEARNED for m in methods):
+        weights = list(self.learned_weights()) if any(m.name == LEARNED for m in methods) else None
+        if weights is not None:
             self.check_learned_cells(store)
-            extra[LEARNED] = {"learned_weights": list(self.learned_weights())}
-            settings = {**settings, "learned_weights": list(self.learned_weights())}
+        extra = {LEARNED: {"learned_weights": weights}} if weights is not None else {}
         computed = run_cells(cells, store, data, maps, self.network, self.training_config(), labels,
                              seed=c.seed, log=self.log, protocol=protocol, device=self.device, extra=extra)
         timing = {split.name: self.store.timings(split, source) for split in (self.train, self.val)}
@@ -232,7 +235,7 @@ class Evaluation:
                                             "saliency_bulk_timing": timing, "saliency_size": source,
                                             "model_size": self.model_size, "explained_model_val_accuracy": accuracy,
                                             "network": self.network, "device": self.device,
-                                            "learned_weights": settings.get("learned_weights")})
+                                            "learned_weights": weights})
 
     def retraining_settings(self, protocol: str) -> dict:
         """What the retraining cells depend on; not the retraining seed, which is part of every cell's key
@@ -287,7 +290,6 @@ class Evaluation:
         x = self.loaded.preprocess(self.images(split, size))
         labels = torch.from_numpy(split.labels)
         ids = split.ids.tolist()
-        id_list = [int(i) for i in ids]
 
         def classify(images: torch.Tensor) -> torch.Tensor:
             return self.classify_logits(images).argmax(1)
@@ -296,7 +298,7 @@ class Evaluation:
             correct = (classify(x) == labels).numpy()
             store.put({"protocol": "road", "method": ORIGINAL, "label": "Unmodified images", "order": "none",
                        "fraction": 0.0, "accuracy": float(correct.mean()), "correct": correct.astype(int).tolist(),
-                       "ids": id_list, "images": len(split)}, ORIGINAL, "none", 0.0)
+                       "ids": ids, "images": len(split)}, ORIGINAL, "none", 0.0)
         for method in todo:
             maps = torch.from_numpy(self.load_maps(method.name, split, size, size))
             for order in ORDERS:
@@ -307,7 +309,7 @@ class Evaluation:
                     correct = road_correct(classify, x, labels, maps, p, order, ids, noise=c.road_noise, seed=c.seed)
                     accuracy = float(correct.mean())
                     store.put({"protocol": "road", "method": method.name, "label": method.label, "order": order,
-                               "fraction": p, "accuracy": accuracy, "correct": correct.astype(int).tolist(), "ids": id_list,
+                               "fraction": p, "accuracy": accuracy, "correct": correct.astype(int).tolist(), "ids": ids,
                                "images": len(split), "seconds": time.perf_counter() - t0}, method.name, order, p)
                     self.log(f"  road {method.name} {order} {100 * p:g}%: accuracy {accuracy:.4f} "
                              f"({time.perf_counter() - t0:.0f} s)")
@@ -341,7 +343,7 @@ class Evaluation:
                 areas = deletion_curves.curve_areas(values)
                 store.put({"protocol": "deletion", "method": method.name, "label": method.label, "kind": kind,
                            "auc": float(areas.mean()), "auc_std": float(areas.std()), "auc_of_mean_curve": auc(values.mean(0)),
-                           "areas": [round(float(a), 5) for a in areas], "ids": [int(i) for i in ids],
+                           "areas": [round(float(a), 5) for a in areas], "ids": ids,
                            "curve": [round(float(v), 5) for v in values.mean(0)], "images": len(split),
                            "steps": c.deletion_steps, "seconds": time.perf_counter() - t0}, method.name, kind)
                 self.log(f"  {kind} {method.name}: AUC {areas.mean():.4f} ({time.perf_counter() - t0:.0f} s)")
