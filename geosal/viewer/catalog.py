@@ -43,11 +43,17 @@ class SceneEntry:
     source: str | None = None
 
     def folder(self) -> tuple[Path, bool] | None:
-        """``(folder, complete)``: the final folder when it holds a store, else the partial one; None when neither does."""
+        """``(folder, complete)``: the final folder when it holds a store, else the partial one; None when neither does.
+
+        The final folder is looked at again after the partial one: a run that
+        renames its partial folder between the first two looks is still found.
+        """
         if (self.final / STORE).is_dir():
             return self.final, True
         if (self.partial / STORE).is_dir():
             return self.partial, False
+        if (self.final / STORE).is_dir():
+            return self.final, True
         return None
 
 
@@ -215,7 +221,16 @@ class Catalog:
         where = entry.folder()
         if where is None:
             return None
-        folder, complete = where
+        try:
+            return self._open(entry, *where)
+        except ViewerError:
+            again = entry.folder()  # the run may have renamed its partial folder while it was being opened
+            if again is None or again == where:
+                raise
+            return self._open(entry, *again)
+
+    def _open(self, entry: SceneEntry, folder: Path, complete: bool) -> SceneOutput:
+        """The output in ``folder``, from the cache while its location and metadata are unchanged."""
         try:
             stamp = (str(folder), complete, (folder / STORE / ".zmetadata").stat().st_mtime_ns)
         except OSError:

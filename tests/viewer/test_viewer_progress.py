@@ -42,6 +42,21 @@ class Run:
             pass
         self.done += list(indices)
 
+    def hide_output_for_refreshes(self, page, requests: list[str], refreshes: int) -> None:
+        """Move the partial folder away until the page has asked for the scene ``refreshes`` times, then put it back."""
+        hidden = self.prepared.partial.with_name("hidden")
+        asked = lambda: sum(url.endswith(f"/api/scenes/{NAME}") for url in requests)  # noqa: E731
+        before = asked()
+        self.prepared.partial.rename(hidden)
+        try:
+            for _ in range(200):
+                if asked() >= before + refreshes:
+                    break
+                page.wait_for_timeout(100)
+            assert asked() >= before + refreshes
+        finally:
+            hidden.rename(self.prepared.partial)
+
     def complete(self) -> None:
         if not (self.out / NAME).exists():
             execute_scene(prepare_scene(SCENE, self.out, self.config, resume=True), progress=False)
@@ -124,6 +139,8 @@ def test_the_page_follows_the_run(browser, run, server, screenshots):
     page.wait_for_function("app.blocksLayer.getSource().getFeatures().filter((f) => f.get('pass1')).length === 4",
                            timeout=15_000)
     tiles_before = sum("/tiles/scale_1/" in url for url in requests)
+    run.hide_output_for_refreshes(page, requests, refreshes=3)  # as while a run renames its folder: the page keeps following
+    assert page.locator("#status").text_content() == "in progress"
     run.complete()
     page.wait_for_function("document.getElementById('status').textContent === 'complete'", timeout=20_000)
     page.wait_for_function("document.body.dataset.ready === 'true'")

@@ -501,7 +501,7 @@ async function refreshScene(generation) {
     showMessage(error.message);
     return;
   }
-  if (generation !== app.generation) return;
+  if (generation !== app.generation || isTransient(scene)) return;
   const changed = scene.version !== app.scene.version;
   const ids = (s) => s.layers.map((layer) => layer.id).join(',');
   const newLayers = ids(scene) !== ids(app.scene);  // LOVI arrives with the COGs when the run completes
@@ -522,6 +522,12 @@ async function refreshScene(generation) {
     if (app.point) showPoint(app.point);
   }
   if (scene.status !== 'running') stopTimer();
+}
+
+// While a run renames its partial folder or rewrites its store's metadata, the viewer can briefly find no output
+// ('pending') or an unreadable one (a failure at the 'viewer' stage): the page waits for the next refresh.
+function isTransient(scene) {
+  return scene.status === 'pending' || (scene.status === 'failed' && scene.stage === 'viewer');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
