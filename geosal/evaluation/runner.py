@@ -229,9 +229,18 @@ class Evaluation:
         extra = {LEARNED: {"learned_weights": weights}} if weights is not None else {}
         computed = run_cells(cells, store, data, maps, self.network, self.training_config(), labels,
                              seed=c.seed, log=self.log, protocol=protocol, device=self.device, extra=extra)
-        timing = {split.name: self.store.timings(split, source) for split in (self.train, self.val)}
+        record = self.results / protocol.replace("-", "_") / "run.json"
+        previous = json.loads(record.read_text()) if record.is_file() else {}
+        if computed == 0 and previous:
+            self.log(f"{protocol}: every cell was already computed; {record.name} still describes the run that computed them")
+            return
+        # A resumed run times only the maps it had to compute: the earlier calls' timings and wall time carry over.
+        earlier = previous.get("saliency_bulk_timing", {})
+        timing = {split.name: {**earlier.get(split.name, {}), **self.store.timings(split, source)} for split in (self.train, self.val)}
+        wall = previous.get("wall_seconds_all_calls", previous.get("wall_seconds_this_call", 0.0)) + time.perf_counter() - started
         accuracy = {str(size): self.model_accuracy(self.val, size) for size in sorted({source, self.model_size})}
         self.record_run(protocol, started, {"cells_computed_this_call": computed, "cells": len(cells),
+                                            "wall_seconds_all_calls": round(wall, 1),
                                             "saliency_bulk_timing": timing, "saliency_size": source,
                                             "model_size": self.model_size, "explained_model_val_accuracy": accuracy,
                                             "network": self.network, "device": self.device,

@@ -50,7 +50,8 @@ def test_tiny_run_resumes_and_writes_every_report(tmp_path, tiny_checkpoint):
         assert row["seed"] == seed and len(row["correct"]) == len(row["val_ids"]) == 21
         assert row["accuracy"] == sum(row["correct"]) / 21  # the per-image outcomes are the accuracy's
     assert rows[0]["history"] != rows[1]["history"]  # two seeds are two different retrainings
-    assert json.loads((kar_roar / "run.json").read_text())["cells_computed_this_call"] == 8
+    first_call = json.loads((kar_roar / "run.json").read_text())
+    assert first_call["cells_computed_this_call"] == 8 and first_call["wall_seconds_all_calls"] > 0
     road_row = json.loads((results / "road" / "cells" / "smoe_prior__morf__0.5.json").read_text())
     assert len(road_row["correct"]) == len(road_row["ids"]) == road_row["images"] == 21
     deletion_row = json.loads((results / "deletion" / "cells" / "smoe_prior__deletion.json").read_text())
@@ -74,7 +75,7 @@ def test_tiny_run_resumes_and_writes_every_report(tmp_path, tiny_checkpoint):
     # Second call, through the geosal command line: every cell is skipped, nothing is retrained.
     assert geosal_main(tiny_args(tmp_path, tiny_checkpoint)) == 0
     assert {p: p.stat().st_mtime_ns for p in results.rglob("cells/*.json")} == modified
-    assert json.loads((kar_roar / "run.json").read_text())["cells_computed_this_call"] == 0
+    assert json.loads((kar_roar / "run.json").read_text()) == first_call  # the record of the call that computed the cells
 
     # A new percentage adds only the new cells.
     more = tiny_args(tmp_path, tiny_checkpoint, "--protocol", "kar-roar")
@@ -82,6 +83,9 @@ def test_tiny_run_resumes_and_writes_every_report(tmp_path, tiny_checkpoint):
     assert geosal_main(more) == 0
     # KAR and ROAR 90% for both methods (random ROAR 90% would share KAR 10%, which is not planned).
     assert len(list((kar_roar / "cells").glob("*.json"))) == 2 * (5 + 4)
+    resumed = json.loads((kar_roar / "run.json").read_text())
+    assert resumed["cells_computed_this_call"] == 8 and resumed["wall_seconds_all_calls"] > first_call["wall_seconds_all_calls"]
+    assert resumed["saliency_bulk_timing"]["val"].keys() >= first_call["saliency_bulk_timing"]["val"].keys()  # earlier timings kept
     assert {p: p.stat().st_mtime_ns for p in modified} == modified
 
 
