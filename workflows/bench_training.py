@@ -34,6 +34,7 @@ from torchvision.transforms.v2 import functional as TF
 from geosal.evaluation.data import load_splits
 from geosal.evaluation.paths import default_paths, project_root
 from geosal.models import build_network
+from geosal.models.device import native_bf16
 from geosal.models.training import TrainingConfig, augment, normalise
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -62,7 +63,7 @@ def per_image_augment(images: torch.Tensor, config: TrainingConfig, generator: t
 
 def epoch_seconds(network: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainingConfig,
                   batched: bool, device: torch.device, seed: int) -> float:
-    """Wall seconds of one training epoch (SGD, bf16 autocast as the evaluation trains)."""
+    """Wall seconds of one training epoch (SGD; bfloat16 autocast where the device has it, as the evaluation trains)."""
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
     network.train()
@@ -79,7 +80,7 @@ def epoch_seconds(network: torch.nn.Module, images: torch.Tensor, labels: torch.
         else:
             x = per_image_augment(images[index], config, generator).to(device)
         x = normalise(x, MEAN, STD).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             loss = F.cross_entropy(network(x).float(), labels[index.to(device)])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -124,11 +125,12 @@ def main(argv=None) -> int:
     images = torch.from_numpy(np.ascontiguousarray(decoded[:count]))
     labels = torch.from_numpy(train.labels[:count])
     config = TrainingConfig(crop=max(8, round(args.size * 7 / 8)), min_crop_area=0.5, colour_jitter=0.2,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, bf16=native_bf16(args.device))
     torch.manual_seed(0)
     network = build_network(args.network, int(train.labels.max()) + 1).to(device=device, memory_format=torch.channels_last)
     print(f"{args.network} at {args.size} px, {count} images, batch {args.batch_size}, {device} "
-          f"({torch.get_num_threads()} threads); {args.repeats} alternating repeats after a warm-up epoch of each")
+          f"({torch.get_num_threads()} threads, {'bfloat16' if config.bf16 else 'float32'}); "
+          f"{args.repeats} alternating repeats after a warm-up epoch of each")
     for batched in (False, True):
         epoch_seconds(network, images, labels, config, batched, device, seed=99)
     seconds: dict[bool, list[float]] = {False: [], True: []}

@@ -30,6 +30,7 @@ import torch
 
 from geosal.data import load_labelled_folder, split_every_nth
 from geosal.models import ModelSpec, build_network, load_model, save_checkpoint
+from geosal.models.device import native_bf16
 from geosal.models.loader import shipped_checkpoint
 from geosal.models.training import TrainingConfig, predict, train_classifier
 from geosal.saliency import SaliencyMaps
@@ -51,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--crop", type=int, default=TrainingConfig.crop, help="training crop side in pixels")
     parser.add_argument("--lr", type=float, default=TrainingConfig.lr)
     parser.add_argument("--seed", type=int, default=TrainingConfig.seed)
-    parser.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bfloat16 autocast")
+    parser.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bfloat16 autocast (used only on CPUs "
+                        "with AVX512-BF16 or AMX)")
     parser.add_argument("--export", action="store_true", help="write the checkpoint and model card into the package")
     return parser.parse_args(argv)
 
@@ -125,7 +127,7 @@ def main(argv=None) -> None:
     print(f"{len(train)} training / {len(val)} validation images, {len(data.classes)} classes; mean {mean} std {std}")
 
     config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
-                            bf16=not args.no_bf16)
+                            bf16=not args.no_bf16 and native_bf16("cpu"))
     torch.manual_seed(args.seed)  # the initial weights follow --seed
     network = build_network(args.architecture, num_classes=len(data.classes))
     monitor = SaliencyMonitor(val.images[SALIENCY_BATCH], mean, std, args.out / "saliency")

@@ -165,8 +165,10 @@ class EvaluationConfig(BaseModel):
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="where the saliency, the retraining "
                                  "and the evaluation run: cpu, cuda, cuda:N or auto (cuda when available)"),
                       Option(COMPUTE, TEXT)] = "auto"
-    bf16: Annotated[bool, Field(description="bfloat16 autocast for retraining and the evaluation forward passes; off: "
-                                "float32"), Option(COMPUTE, SWITCH)] = True
+    bf16: Annotated[bool, Field(description="bfloat16 autocast for retraining and the evaluation forward passes, on "
+                                "devices that compute bfloat16 in hardware (CUDA GPUs, CPUs with AVX512-BF16 or AMX; elsewhere "
+                                "float32, since emulated bfloat16 is several times slower); off: float32 everywhere"),
+                  Option(COMPUTE, SWITCH)] = True
     threads: Annotated[int | None, Field(ge=1, description="torch CPU threads (0: torch's default)"),
                        Option(COMPUTE, ZERO_IS_NONE)] = None
 

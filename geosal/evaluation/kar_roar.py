@@ -192,11 +192,11 @@ def run_cells(
         row = {"protocol": protocol, "method": cell.method, "label": label, "mode": cell.mode,
                "fraction": cell.fraction, "seed": cell.seed, "train_images": int(len(data.train_labels)),
                "val_images": int(len(data.val_labels)), "image_size": int(data.train_images.shape[1]),
-               "val_ids": np.asarray(data.val_ids).tolist(), **(extra or {}).get(cell.method, {})}
+               "val_ids": np.asarray(data.val_ids).tolist(), "bf16": training.bf16, **(extra or {}).get(cell.method, {})}
         name = f"[{number}/{total}] {cell.method} {cell.mode} {100 * cell.fraction:g}% seed {cell.seed}"
         if cell.same_as is not None and store.has(*cell.same_as):
             source = store.get(*cell.same_as)
-            row.update({k: source[k] for k in ("accuracy", "correct", "best_accuracy", "seconds", "seconds_per_epoch")})
+            row.update({k: source[k] for k in ("accuracy", "correct", "best_accuracy", "seconds", "seconds_per_epoch", "bf16")})
             row["shared_with"] = f"{cell.same_as[1]} {100 * cell.same_as[2]:g}%"
             store.put(row, *cell.key)
             log(f"{name}: shares {row['shared_with']} ({row['accuracy']:.4f})")

@@ -34,7 +34,7 @@ from geosal.evaluation.road import ORDERS, road_correct
 from geosal.evaluation.saliency_store import SaliencyStore, model_fingerprint
 from geosal.evaluation.scores import auc
 from geosal.models import LoadedModel, load_model
-from geosal.models.device import resolve_device
+from geosal.models.device import native_bf16, resolve_device
 from geosal.models.training import TrainingConfig
 
 ORIGINAL = "original"
@@ -51,6 +51,10 @@ class Evaluation:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = resolve_device(config.device)
+        self.bf16 = config.bf16 and native_bf16(self.device)
+        if config.bf16 and not self.bf16:
+            log(f"bfloat16 autocast off: {self.device} has no bfloat16 arithmetic (it would run several times slower "
+                "than float32); float32 throughout")
         self.loaded: LoadedModel = load_model(config.model)
         self.spec = self.loaded.spec
         self.model = self.loaded.network.eval().to(self.device)
@@ -127,6 +131,7 @@ class Evaluation:
             "command": self.command, "protocol": protocol, "reductions": [list(r) for r in rows],
             "finished_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
             "wall_seconds_this_call": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads(),
+            "device": self.device, "bf16": self.bf16,
             "config": self.config.to_dict(), **extra,
         })
 
@@ -134,7 +139,7 @@ class Evaluation:
         c = self.config
         return TrainingConfig(epochs=c.epochs, batch_size=c.batch_size, crop=c.retrain_crop, min_crop_area=c.min_crop_area,
                               lr=c.lr, warmup_epochs=c.warmup_epochs, label_smoothing=c.label_smoothing,
-                              mix_probability=c.mix_probability, colour_jitter=c.colour_jitter, bf16=c.bf16,
+                              mix_probability=c.mix_probability, colour_jitter=c.colour_jitter, bf16=self.bf16,
                               seed=c.retrain_seeds[0], validate_every=c.validate_every)
 
     @property
@@ -194,7 +199,7 @@ class Evaluation:
 
     def classify_logits(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         out = []
-        with torch.no_grad(), torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.config.bf16):
+        with torch.no_grad(), torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bf16):
             for first in range(0, len(x), batch_size):
                 out.append(self.model(x[first : first + batch_size].to(self.device)).float().cpu())
         return torch.cat(out)
@@ -243,14 +248,15 @@ class Evaluation:
                                             "wall_seconds_all_calls": round(wall, 1),
                                             "saliency_bulk_timing": timing, "saliency_size": source,
                                             "model_size": self.model_size, "explained_model_val_accuracy": accuracy,
-                                            "network": self.network, "device": self.device,
+                                            "network": self.network,
                                             "learned_weights": weights})
 
     def retraining_settings(self, protocol: str) -> dict:
         """What the retraining cells depend on; not the retraining seed, which is part of every cell's key
-        (so more seeds can be added to a results folder)."""
+        (so more seeds can be added to a results folder), nor the precision, which is the device's (recorded in
+        each cell, like the device is in run.json)."""
         c = self.config
-        training = {k: v for k, v in asdict(self.training_config()).items() if k != "seed"}
+        training = {k: v for k, v in asdict(self.training_config()).items() if k not in ("seed", "bf16")}
         return {**self.base_settings(), "protocol": protocol, "image_size": c.image_size,
                 "saliency_size": c.saliency_size or self.model_size, "training": training,
                 "train_ids": len(self.train), "val_ids": len(self.val), "share_random": c.share_random,
@@ -285,7 +291,7 @@ class Evaluation:
     def eval_settings(self, protocol: str) -> dict:
         split, size = self._evaluation_split()
         return {**self.base_settings(), "protocol": protocol, "size": size, "images": len(split),
-                "bf16": self.config.bf16, "percentages": list(self.config.percentages), "road_noise": self.config.road_noise,
+                "percentages": list(self.config.percentages), "road_noise": self.config.road_noise,
                 "deletion_steps": self.config.deletion_steps, "deletion_substrate": self.config.deletion_substrate}
 
     def road(self) -> None:

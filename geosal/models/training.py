@@ -4,9 +4,11 @@ Used by ``workflows/train_ucmerced.py`` (the shipped model) and by the
 faithfulness evaluation (ROAR / KAR retraining on masked images). The images
 are held in memory on the training device as ``uint8`` and augmented there a
 whole batch at a time (:func:`augment`), so a GPU is not starved by a Python
-loop; the network runs channels-last under bfloat16 autocast (on CPUs with
-AMX that roughly doubles throughput over float32; on CUDA it is the usual
-mixed precision). Every random number is drawn from one seeded CPU generator,
+loop; the network runs channels-last, under bfloat16 autocast when asked
+(on CPUs with AMX that roughly doubles throughput over float32; on CUDA it is
+the usual mixed precision; on CPUs without bfloat16 arithmetic, AVX2 only, it
+is about 8 times slower, so callers ask for it through
+:func:`geosal.models.device.native_bf16`). Every random number is drawn from one seeded CPU generator,
 so a seed gives the same augmentation, batches and initial weights on any
 device (the arithmetic itself differs in the last bits between devices).
 """

@@ -16,6 +16,7 @@ from geosal.evaluation.config import EvaluationConfig
 from geosal.evaluation.errors import EvaluationError
 from geosal.evaluation.layer_weights import learned_weights
 from geosal.evaluation.runner import Evaluation, run_evaluation
+from geosal.models.device import native_bf16
 from tests.paths import UCMERCED
 
 TINY = [
@@ -49,9 +50,12 @@ def test_tiny_run_resumes_and_writes_every_report(tmp_path, tiny_checkpoint):
         assert 0 <= row["accuracy"] <= 1 and row["train_images"] == 42 and row["val_images"] == 21 and row["image_size"] == 16
         assert row["seed"] == seed and len(row["correct"]) == len(row["val_ids"]) == 21
         assert row["accuracy"] == sum(row["correct"]) / 21  # the per-image outcomes are the accuracy's
+        assert row["bf16"] is native_bf16("cpu")  # bfloat16 autocast only where the CPU computes it
     assert rows[0]["history"] != rows[1]["history"]  # two seeds are two different retrainings
     first_call = json.loads((kar_roar / "run.json").read_text())
     assert first_call["cells_computed_this_call"] == 8 and first_call["wall_seconds_all_calls"] > 0
+    assert first_call["device"] == "cpu" and first_call["bf16"] is native_bf16("cpu")
+    assert "bf16" not in json.loads((kar_roar / "settings.json").read_text())["training"]  # a device's, not the cells'
     road_row = json.loads((results / "road" / "cells" / "smoe_prior__morf__0.5.json").read_text())
     assert len(road_row["correct"]) == len(road_row["ids"]) == road_row["images"] == 21
     deletion_row = json.loads((results / "deletion" / "cells" / "smoe_prior__deletion.json").read_text())

@@ -15,6 +15,7 @@ from PIL import Image
 
 from geosal.evaluation.cells import CellStore
 from geosal.evaluation.report import write_all
+from geosal.evaluation.report.readme import TITLES, precision_text, readme_text
 from geosal.evaluation.report.summary import summarise_deletion, summarise_kar_roar, summarise_layers, summarise_road
 from geosal.evaluation.report.tables import IMAGE_ONLY, interval, number, p_value, percent, percent_interval, seeds_text, write_kar_roar
 from geosal.evaluation.uncertainty import Estimate
@@ -105,6 +106,16 @@ def test_formatting():
     assert percent_interval(Estimate(0.5, 0.45, 0.551)) == "50.00 [45.00, 55.10]" and interval(None) == interval(Estimate(None)) == "—"
     assert seeds_text(3) == "3" and seeds_text(1) == IMAGE_ONLY and seeds_text(1, False) == "1 seed, no interval"
     assert p_value(None) == "—" and p_value(2 / 2001) == "0.001" and p_value(0.0001) == "1.0e-04" and p_value(0.5) == "0.500"
+
+
+def test_precision_counts_retrainings_not_shared_cells():
+    cells = [{"bf16": True}] * 3 + [{"bf16": False}] * 2 + [{"bf16": True, "shared_with": "kar 50%"}, {"accuracy": 0.5}]
+    assert precision_text(cells) == "bfloat16 autocast: 3, float32: 2 retrainings"
+    assert precision_text(cells[3:]) == "float32: 2 retrainings"
+    assert precision_text([{"accuracy": 0.5}]) is None  # cells from before the precision was recorded
+    text = readme_text({name: None for name in TITLES}, {"kar-roar": {"command": "geosal evaluate", "threads": 2}},
+                       precisions={"kar-roar": precision_text(cells)})
+    assert "kar-roar (finished ? UTC, 2 threads; bfloat16 autocast: 3, float32: 2 retrainings)" in text
 
 
 # --- cells with per-image outcomes and several seeds (the current format) ------------------------------------

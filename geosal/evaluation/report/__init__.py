@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from geosal.evaluation.report import plots, tables
-from geosal.evaluation.report.readme import readme_text
+from geosal.evaluation.report.readme import precision_text, readme_text
 from geosal.evaluation.report.summary import (
     PROTOCOL_FOLDERS,
     load_cells,
@@ -48,7 +48,8 @@ def write_all(results: Path, log: Callable[[str], None] = print) -> Path:
     sections["timing"] = tables.write_timing(results, timing)
     images = {protocol: summary.images for protocol, (_, summary) in written.items() if summary is not None}
     runs = {name: load_run(results / folder) for name, folder in PROTOCOL_FOLDERS.items()}
-    (results / "README.md").write_text(readme_text(sections, runs, images))
+    precisions = {name: precision_text(load_cells(results / folder)) for name, folder in PROTOCOL_FOLDERS.items()}
+    (results / "README.md").write_text(readme_text(sections, runs, images, precisions))
     log(f"reports written to {results}/ (README.md, *.md, *.csv, *.png)")
     return results / "README.md"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from geosal.evaluation.report.tables import IMAGE_ONLY, markdown_table
 
@@ -48,15 +48,26 @@ def reductions_rows(runs: dict[str, dict], images: dict[str, int | None]) -> lis
     return rows
 
 
-def readme_text(sections: dict[str, str | None], runs: dict[str, dict], images: dict[str, int | None] | None = None) -> str:
+def precision_text(cells: list[dict]) -> str | None:
+    """The precision of a protocol's retrainings, from its cells: e.g. ``"float32: 81 retrainings"`` or, for a run
+    resumed on another machine, ``"bfloat16 autocast: 120 retrainings, float32: 36"``; None when no cell says."""
+    counts = Counter(bool(row["bf16"]) for row in cells if "bf16" in row and "shared_with" not in row)
+    parts = [f"{name}: {counts[flag]}" for flag, name in ((True, "bfloat16 autocast"), (False, "float32")) if counts[flag]]
+    return f"{', '.join(parts)} retrainings" if parts else None
+
+
+def readme_text(sections: dict[str, str | None], runs: dict[str, dict], images: dict[str, int | None] | None = None,
+                precisions: dict[str, str | None] | None = None) -> str:
     """The README's Markdown.
 
     Args:
         sections: each key of :data:`TITLES` -> its summary (from :mod:`~geosal.evaluation.report.tables`), None if not run.
         runs: protocol -> its ``run.json`` (``{}`` if not run).
         images: protocol -> the images behind its accuracies, from its cells (None or absent: unknown).
+        precisions: protocol -> :func:`precision_text` of its cells (None or absent: not recorded).
     """
     images = images or {}
+    precisions = precisions or {}
     text = [
         "# Faithfulness of saliency methods on UC Merced (geosal evaluate)",
         "",
@@ -72,7 +83,8 @@ def readme_text(sections: dict[str, str | None], runs: dict[str, dict], images: 
     for name, run in runs.items():
         if run.get("command"):
             state = run["interrupted"] if run.get("interrupted") else f"finished {run.get('finished_utc', '?')} UTC"
-            by_command[run["command"]].append(f"{name} ({state}, {run.get('threads', '?')} threads)")
+            precision = f"; {precisions[name]}" if precisions.get(name) else ""
+            by_command[run["command"]].append(f"{name} ({state}, {run.get('threads', '?')} threads{precision})")
     for command, protocols in by_command.items():
         text += [f"- `{command}`: " + "; ".join(protocols)]
     text += [""]
