@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -101,7 +103,13 @@ def test_training_learns_is_seeded_and_validates_on_schedule():
     assert histories[0] == [{**h, "train_images_per_s": histories[0][i]["train_images_per_s"],
                              "seconds": histories[0][i]["seconds"]} for i, h in enumerate(histories[1])]
     assert [("val_accuracy" in h) for h in histories[0]] == [False, True, False, True, True]
-    assert histories[0][-1]["val_accuracy"] == 1.0
+    # Learning is checked without MixUp, whose soft targets leave 5 epochs' outcome to the arithmetic (with
+    # MixUp this run ends at 50 % on 1 thread and 100 % on 2 of the same CPU).
+    torch.manual_seed(0)
+    network = build_network("resnet10", 2)
+    history = train_classifier(network, x, y, x, y, (0.5,) * 3, (0.25,) * 3, replace(config, lr=0.02, mix_probability=0.0),
+                               log=lambda line: None)
+    assert history[-1]["val_accuracy"] == 1.0
     predicted = predict(network, torch.from_numpy(x), (0.5,) * 3, (0.25,) * 3)
     assert (predicted == y).all() and (predict(network, x, (0.5,) * 3, (0.25,) * 3) == predicted).all()
 

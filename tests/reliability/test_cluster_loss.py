@@ -7,7 +7,9 @@ import json
 import time
 
 import pytest
+import zarr
 
+from geosal.raster.store import DONE
 from tests.reliability.conftest import SCENE, model_options
 from tests.reliability.loopback import Cli, Loopback, assert_identical, error_lines
 
@@ -24,6 +26,20 @@ def assert_resumable(out) -> None:
     assert not (out / f".{SCENE}.lock").exists()
 
 
+def wait_for_a_finished_block(out, timeout: float = 120) -> None:
+    """Until the partial store records at least one block of pass 1 as done."""
+    store = out / f".{SCENE}.partial" / "saliency.zarr"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (zarr.open_array(str(store), path=DONE, mode="r")[:] == 1).any():
+                return
+        except (FileNotFoundError, KeyError, ValueError):
+            pass  # the store or the array is not written yet
+        time.sleep(0.1)
+    raise AssertionError(f"no block of pass 1 finished within {timeout} s")
+
+
 def test_scheduler_killed_then_resume_on_a_new_scheduler(reference, archive, tiny_model, tmp_path):
     out = tmp_path / "out"
     with Loopback(tmp_path / "pauses-a") as first:
@@ -31,6 +47,7 @@ def test_scheduler_killed_then_resume_on_a_new_scheduler(reference, archive, tin
         first.pauses.arm("pass1")
         cli = Cli(run_args(archive, out, first.address, tiny_model))
         first.pauses.wait("pass1")
+        wait_for_a_finished_block(out)  # on a busy machine the other worker may not have finished one yet
         first.scheduler.kill()  # the workers are left to find out by themselves
         started = time.monotonic()
         code, _, err = cli.finish(timeout=120)
