@@ -21,6 +21,7 @@ from geosal.evaluation.uncertainty import (
     kar_roar_scores,
     layer_scores,
     percentile_interval,
+    replicates_for,
     road_statistics,
 )
 
@@ -250,6 +251,30 @@ def test_road_means_gaps_and_identical_methods():
     assert set(pairs) == {("a", "twin"), ("a", "random"), ("twin", "random")}  # best first; partial left out
     assert pairs["a", "twin"].difference.value == 0 and pairs["a", "twin"].p == 1
     assert pairs["a", "random"].significant
+
+
+@pytest.mark.parametrize("methods", [2, 8, 12, 26])
+def test_replicates_let_holm_reject_the_clearest_differences(methods):
+    comparisons = methods * (methods - 1) // 2
+    replicates = replicates_for(methods)
+    assert replicates >= 2000
+    assert holm([bootstrap_p(np.ones(replicates))] * comparisons)[0] <= 0.05 / 5  # the p-value floor, adjusted
+    if replicates > 2000:  # the least B that does: one fewer replicate would not
+        assert comparisons * 2 / replicates > 0.05 / 5
+
+
+def test_road_table_of_twelve_methods_finds_the_clear_differences():
+    """Twelve methods, six far apart from the other six: with 2000 replicates the p-value floor (0.001) times
+    Holm's 66 stays above 5 %, so nothing could be significant; the replicates of replicates_for find all 36."""
+    rng = np.random.default_rng(8)
+    images = 120
+    cells = {f"{'good' if k < 6 else 'poor'}{k}": {(o, f): binary(rng, images, (0.9 if o == "lerf" else 0.5) if k < 6 else 0.5)
+                                                   for o in ("morf", "lerf") for f in FRACTIONS} for k in range(12)}
+    floor = road_statistics(cells, FRACTIONS, Resampler(images, 2000)).comparisons
+    enough = road_statistics(cells, FRACTIONS, Resampler(images, replicates_for(12))).comparisons
+    assert len(enough) == 66 and not any(c.significant for c in floor)
+    clear = {(c.first, c.second) for c in enough if c.significant}
+    assert clear == {(c.first, c.second) for c in enough if c.first.startswith("good") != c.second.startswith("good")}
 
 
 def test_deletion_gap_is_paired_over_images():

@@ -51,6 +51,7 @@ from geosal.evaluation.uncertainty import (
     kar_roar_comparisons,
     kar_roar_scores,
     layer_scores,
+    replicates_for,
     road_statistics,
 )
 
@@ -234,16 +235,21 @@ class KarRoarSummary:
 
 
 def summarise_kar_roar(cells: list[dict], replicates: int = REPLICATES, seed: int = SEED) -> KarRoarSummary:
-    """The :class:`KarRoarSummary` of the retraining cells (``replicates``, ``seed``: the bootstrap's)."""
+    """The :class:`KarRoarSummary` of the retraining cells.
+
+    ``replicates`` is the bootstrap's least ``B`` (raised by :func:`replicates_for` to what the pairwise
+    table of the methods needs), ``seed`` its generator's seed.
+    """
     outcomes, images = retraining_outcomes(cells)
     any_outcomes = any(c.correct is not None for m in outcomes.values() for c in m.values())
-    boot = Retraining(outcomes, _resampler(images, any_outcomes, replicates, seed))
     labels, reference_key, reference_method = {}, None, None
     for row in cells:
         if row["mode"] == "none":
             reference_method, reference_key = row["method"], ("none", _fraction(row))
         else:
             labels[row["method"]] = row["label"]
+    replicates = replicates_for(len(labels), replicates)
+    boot = Retraining(outcomes, _resampler(images, any_outcomes, replicates, seed))
     kar: dict[str, dict[float, Estimate]] = defaultdict(dict)
     roar: dict[str, dict[float, Estimate]] = defaultdict(dict)
     for method in labels:
@@ -368,7 +374,7 @@ class RoadSummary:
 
 
 def summarise_road(cells: list[dict], replicates: int = REPLICATES, seed: int = SEED) -> RoadSummary:
-    """The :class:`RoadSummary` of the ROAD cells."""
+    """The :class:`RoadSummary` of the ROAD cells (``replicates``: the least ``B``, as in :func:`summarise_kar_roar`)."""
     order = _image_order(cells, "correct", "ids")
     images = _image_count(cells, "correct", order, "images")
     values: dict[str, dict[tuple[str, float], np.ndarray | float]] = defaultdict(dict)
@@ -382,6 +388,7 @@ def summarise_road(cells: list[dict], replicates: int = REPLICATES, seed: int = 
         labels[row["method"]] = row["label"]
         values[row["method"]][row["order"], _fraction(row)] = value
     any_outcomes = any(isinstance(v, np.ndarray) for m in values.values() for v in m.values()) or isinstance(original_values, np.ndarray)
+    replicates = replicates_for(len(labels), replicates)
     resampler = _resampler(images, any_outcomes, replicates, seed)
     fractions = sorted({f for m in values.values() for (_, f) in m})
     statistics = road_statistics(values, fractions, resampler)  # the pairwise table: best LeRF - MoRF first
@@ -437,7 +444,8 @@ class DeletionSummary:
 
 
 def summarise_deletion(cells: list[dict], replicates: int = REPLICATES, seed: int = SEED) -> DeletionSummary:
-    """The :class:`DeletionSummary` of the deletion / insertion cells."""
+    """The :class:`DeletionSummary` of the deletion / insertion cells (``replicates``: the least ``B``, as in
+    :func:`summarise_kar_roar`)."""
     order = _image_order(cells, "areas", "ids")
     images = _image_count(cells, "areas", order, "images")
     by_method: dict[str, dict[str, dict]] = defaultdict(dict)
@@ -449,6 +457,7 @@ def summarise_deletion(cells: list[dict], replicates: int = REPLICATES, seed: in
         aligned = _aligned(row, "areas", "ids", order, images)
         values[row["method"]][row["kind"]] = aligned if aligned is not None else float(row["auc"])
     any_outcomes = any(isinstance(v, np.ndarray) for m in values.values() for v in m.values())
+    replicates = replicates_for(len(labels), replicates)
     resampler = _resampler(images, any_outcomes, replicates, seed)
     statistics = deletion_statistics(values, resampler)  # the pairwise table: best insertion - deletion first
 
